@@ -1,0 +1,3 @@
+// Library API of iomt-sfl: the pieces a researcher or another program can use without the CLI.
+export { buildProgram, VERSION } from "./cli/program.ts";
+export { type LabeledMatrix, type LabelMode, assertLabeledMatrix, binaryLabels } from "./ml/data/types.ts";
