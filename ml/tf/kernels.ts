@@ -1,0 +1,181 @@
+// Kernel patches for tfjs-backend-wasm 4.22, measured in shared/notes/tfjs-and-binary.md.
+// All three give results identical to the stock kernels; they only change how the work is done.
+import type * as TF from "@tensorflow/tfjs";
+
+type Tf = typeof TF;
+// tfjs' kernel-level types are not exported from the union package; these are the fields we use.
+interface TensorInfo {
+  dataId: object;
+  shape: number[];
+  dtype: TF.DataType;
+}
+interface WasmBackendLike {
+  readSync(dataId: object): TF.TypedArray;
+  makeOutput(shape: number[], dtype: TF.DataType): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): TF.TypedArray;
+  disposeData(dataId: object): void;
+}
+interface CpuBackendLike {
+  write(values: TF.TypedArray, shape: number[], dtype: TF.DataType): object;
+  readSync(dataId: object): TF.TypedArray;
+  disposeData(dataId: object): void;
+}
+type KernelArgs = {
+  inputs: Record<string, TensorInfo>;
+  backend: WasmBackendLike;
+  attrs: Record<string, unknown>;
+};
+type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];
+
+function kernelFuncOf(tf: Tf, name: string, backend: string): KernelFunc {
+  const kernel = tf.getKernel(name, backend);
+  if (!kernel) throw new Error(`tfjs kernel ${name} is not registered for ${backend}`);
+  return kernel.kernelFunc as unknown as KernelFunc;
+}
+
+function replaceKernel(tf: Tf, name: string, kernelFunc: KernelFunc): void {
+  const original = tf.getKernel(name, "wasm");
+  if (original) tf.unregisterKernel(name, "wasm");
+  tf.registerKernel({
+    kernelName: name,
+    backendName: "wasm",
+    setupFunc: original?.setupFunc,
+    disposeFunc: original?.disposeFunc,
+    kernelFunc: kernelFunc as unknown as TF.KernelFunc,
+  });
+}
+
+/** Runs the cpu backend's kernel for a kernel the wasm backend lacks (Conv2DBackpropFilter, the
+ * only one the device CNN's gradient needs). The cpu backend must have been initialised. */
+export function bridgeKernelToCpu(tf: Tf, name: string): void {
+  if (tf.getKernel(name, "wasm")) return;
+  const cpuKernel = kernelFuncOf(tf, name, "cpu") as unknown as (
+    args: { inputs: Record<string, TensorInfo>; backend: CpuBackendLike; attrs: unknown },
+  ) => TensorInfo;
+  tf.registerKernel({
+    kernelName: name,
+    backendName: "wasm",
+    kernelFunc: (({ inputs, backend, attrs }: KernelArgs) => {
+      const cpu = tf.findBackend("cpu") as unknown as CpuBackendLike | null;
+      if (!cpu) throw new Error(`${name} on wasm needs the cpu backend, which is not initialised`);
+      const cpuInputs: Record<string, TensorInfo> = {};
+      const written: object[] = [];
+      try {
+        for (const [key, info] of Object.entries(inputs)) {
+          const id = cpu.write(backend.readSync(info.dataId), info.shape, info.dtype);
+          written.push(id);
+          cpuInputs[key] = { dataId: id, shape: info.shape, dtype: info.dtype };
+        }
+        const result = cpuKernel({ inputs: cpuInputs, backend: cpu, attrs });
+        written.push(result.dataId);
+        const out = backend.makeOutput(result.shape, result.dtype);
+        backend.typedArrayFromHeap(out).set(cpu.readSync(result.dataId));
+        return out;
+      } finally {
+        for (const id of written) cpu.disposeData(id);
+      }
+    }) as unknown as TF.KernelFunc,
+  });
+}
+
+/** wasm BatchMatMul/_FusedMatMul leave XNNPACK when transposeA/B is set (20x slower), and every
+ * matMul gradient sets one: transpose explicitly with the fast Transpose kernel first. */
+export function patchMatMulTranspose(tf: Tf): void {
+  const transpose = kernelFuncOf(tf, "Transpose", "wasm");
+  for (const name of ["BatchMatMul", "_FusedMatMul"]) {
+    const original = kernelFuncOf(tf, name, "wasm");
+    replaceKernel(tf, name, (args) => {
+      const { inputs, backend, attrs } = args;
+      if (!attrs.transposeA && !attrs.transposeB) return original(args);
+      const temporaries: TensorInfo[] = [];
+      const swapLastTwo = (info: TensorInfo): TensorInfo => {
+        const rank = info.shape.length;
+        const perm = [...Array(rank).keys()];
+        perm[rank - 1] = rank - 2;
+        perm[rank - 2] = rank - 1;
+        const out = transpose({ inputs: { x: info }, backend, attrs: { perm } }) as TensorInfo;
+        temporaries.push(out);
+        return out;
+      };
+      try {
+        return original({
+          inputs: {
+            ...inputs,
+            a: attrs.transposeA ? swapLastTwo(inputs.a) : inputs.a,
+            b: attrs.transposeB ? swapLastTwo(inputs.b) : inputs.b,
+          },
+          backend,
+          attrs: { ...attrs, transposeA: false, transposeB: false },
+        });
+      } finally {
+        for (const t of temporaries) backend.disposeData(t.dataId);
+      }
+    });
+  }
+}
+
+// Copies the block [begin, begin + size) of x into a new output through heap views. The stock
+// wasm Slice starts with readSync(x), a copy of the WHOLE input per slice (O(T * size) per LSTM).
+function sliceThroughHeap(
+  tf: Tf,
+  backend: WasmBackendLike,
+  x: TensorInfo,
+  begin: number[],
+  size: number[],
+  outShape: number[],
+): TensorInfo {
+  const out = backend.makeOutput(outShape, x.dtype);
+  // makeOutput may grow the wasm heap, which detaches older views: take views after it.
+  const source = backend.typedArrayFromHeap(x);
+  const target = backend.typedArrayFromHeap(out);
+  const rank = size.length;
+  const count = tf.util.sizeFromShape(size);
+  if (count === 0) return out;
+  const strides = tf.util.computeStrides(x.shape);
+  const rowLength = rank > 0 ? size[rank - 1] : 1;
+  const index = new Array<number>(Math.max(rank - 1, 0)).fill(0);
+  for (let row = 0, o = 0; o < count; row++, o += rowLength) {
+    let offset = rank > 0 ? begin[rank - 1] : 0;
+    for (let d = 0; d < rank - 1; d++) offset += (begin[d] + index[d]) * strides[d];
+    target.set(source.subarray(offset, offset + rowLength), o);
+    for (let d = rank - 2; d >= 0; d--) {
+      if (++index[d] < size[d]) break;
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** Zero-copy Slice and Unpack for the wasm backend (numeric dtypes). */
+export function patchSlice(tf: Tf): void {
+  const originalSlice = kernelFuncOf(tf, "Slice", "wasm");
+  const originalUnpack = kernelFuncOf(tf, "Unpack", "wasm");
+  replaceKernel(tf, "Slice", (args) => {
+    const x = args.inputs.x;
+    if (x.dtype === "string") return originalSlice(args);
+    const [begin, size] = tf.slice_util.parseSliceParams(
+      x as unknown as TF.TensorInfo,
+      args.attrs.begin as number[],
+      args.attrs.size as number[],
+    );
+    return sliceThroughHeap(tf, args.backend, x, begin, size, size);
+  });
+  replaceKernel(tf, "Unpack", (args) => {
+    const x = args.inputs.value;
+    if (x.dtype === "string") return originalUnpack(args);
+    const rank = x.shape.length;
+    const axis = (args.attrs.axis as number) < 0
+      ? (args.attrs.axis as number) + rank
+      : (args.attrs.axis as number);
+    const size = [...x.shape];
+    size[axis] = 1;
+    const outShape = x.shape.filter((_, i) => i !== axis);
+    const outs: TensorInfo[] = [];
+    for (let i = 0; i < x.shape[axis]; i++) {
+      const begin = new Array<number>(rank).fill(0);
+      begin[axis] = i;
+      outs.push(sliceThroughHeap(tf, args.backend, x, begin, size, outShape));
+    }
+    return outs;
+  });
+}

@@ -1,0 +1,75 @@
+// Small seeded LabeledMatrix fixtures for the engine's tests (ml/data builds the real loaders).
+import type { LabeledMatrix } from "../../ml/data/types.ts";
+import { prng } from "../../ml/model/random.ts";
+import { initTensorflow } from "../../ml/tf/backend.ts";
+
+/** Tests run on the production path: wasm + SIMD + kernel patches. */
+export async function tfForTests() {
+  return (await initTensorflow({ backend: "wasm" })).tf;
+}
+
+export interface FixtureOptions {
+  rows: number;
+  features: number;
+  classes?: number;
+  seed: number;
+  /** Class-dependent shift of the informative features; larger = easier. */
+  separation?: number;
+}
+
+/** Gaussian features; class k shifts the first few features by k * separation (learnable). */
+export function makeFixture(options: FixtureOptions): LabeledMatrix {
+  const { rows, features, seed } = options;
+  const classes = options.classes ?? 2;
+  const separation = options.separation ?? 1.5;
+  const random = prng(seed);
+  const gaussian = () => {
+    const u = Math.max(random(), 1e-12);
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
+  };
+  const values = new Float32Array(rows * features);
+  const labels = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    // ~60% normal traffic, the rest split over attack classes.
+    const label = random() < 0.6 ? 0 : 1 + Math.floor(random() * (classes - 1));
+    labels[r] = label;
+    for (let c = 0; c < features; c++) {
+      const shift = c < Math.min(4, features) ? label * separation * (c % 2 === 0 ? 1 : -1) : 0;
+      values[r * features + c] = gaussian() + shift;
+    }
+  }
+  return {
+    featureNames: Array.from({ length: features }, (_, c) => `f${c}`),
+    features: values,
+    rows,
+    labels,
+    classNames: Array.from({ length: classes }, (_, k) => (k === 0 ? "normal" : `attack${k}`)),
+  };
+}
+
+/** Rows [start, end) of a matrix. */
+export function sliceRows(m: LabeledMatrix, start: number, end: number): LabeledMatrix {
+  const f = m.featureNames.length;
+  return {
+    ...m,
+    features: m.features.slice(start * f, end * f),
+    labels: m.labels.slice(start, end),
+    rows: end - start,
+  };
+}
+
+/** Splits into `parts` contiguous partitions of near-equal size. */
+export function partition(m: LabeledMatrix, parts: number): LabeledMatrix[] {
+  const out: LabeledMatrix[] = [];
+  for (let k = 0; k < parts; k++) {
+    out.push(sliceRows(m, Math.floor((k * m.rows) / parts), Math.floor(((k + 1) * m.rows) / parts)));
+  }
+  return out;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
