@@ -50,9 +50,13 @@ export function oneOf<const T extends readonly string[]>(
 }
 
 /** Parser for a path that must exist (file or directory). */
-export function existingPath(kind: "file" | "directory" | "any" = "any"): (value: string) => string {
+export function existingPath(
+  kind: "file" | "directory" | "any" = "any",
+): (value: string) => string {
   return (value: string) => {
-    if (!existsSync(value)) throw new InvalidArgumentError(`no such ${kind === "any" ? "path" : kind}: ${value}`);
+    if (!existsSync(value)) {
+      throw new InvalidArgumentError(`no such ${kind === "any" ? "path" : kind}: ${value}`);
+    }
     const stat = statSync(value);
     if (kind === "file" && !stat.isFile()) throw new InvalidArgumentError(`not a file: ${value}`);
     if (kind === "directory" && !stat.isDirectory()) {
@@ -67,7 +71,9 @@ export function listenAddress(value: string): { hostname: string; port: number }
   const match = /^(?:\[([0-9a-fA-F:]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(value.trim());
   const port = match ? Number(match[3]) : NaN;
   if (!match || port > 65535) {
-    throw new InvalidArgumentError("expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:7100.");
+    throw new InvalidArgumentError(
+      "expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:7100.",
+    );
   }
   return { hostname: match[1] ?? (match[2] || "127.0.0.1"), port };
 }

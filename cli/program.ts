@@ -25,7 +25,11 @@ export interface GlobalOptions {
 }
 
 /** Subcommand factories, in the order `--help` lists them. */
-export type CommandFactory = () => Command<unknown[], Record<string, unknown>, Record<string, unknown>>;
+export type CommandFactory = () => Command<
+  unknown[],
+  Record<string, unknown>,
+  Record<string, unknown>
+>;
 
 export function buildProgram(commands: readonly CommandFactory[]) {
   const program = new Command("iomt-sfl")
@@ -36,7 +40,11 @@ export function buildProgram(commands: readonly CommandFactory[]) {
     )
     .version(VERSION, "-V, --version", "print the version and exit")
     .addOption(new Option("--config <file>", "JSON configuration file"))
-    .addOption(new Option("--data-dir <dir>", "where nodes keep databases, models and reports").default("./iomt-data"))
+    .addOption(
+      new Option("--data-dir <dir>", "where nodes keep databases, models and reports").default(
+        "./iomt-data",
+      ),
+    )
     .addOption(
       new Option("--log-level <level>", `log verbosity: ${LOG_LEVELS.join(", ")}`)
         .argParser(oneOf(LOG_LEVELS))
@@ -54,9 +62,14 @@ export function buildProgram(commands: readonly CommandFactory[]) {
   inheritSettings(program);
   attachEnvironmentNames(program as never);
 
+  // `iomt-sfl` alone: show the help on stderr and exit 2, like any other usage error.
+  program.action(() => program.help({ error: true }));
+
   program.hook("preAction", (root, action) => {
     const globals = root.opts() as GlobalOptions;
-    if (globals.config) applyConfig(readConfigFile(globals.config), root as never, action as never, globals.config);
+    if (globals.config) {
+      applyConfig(readConfigFile(globals.config), root as never, action as never, globals.config);
+    }
     const resolved = root.opts() as GlobalOptions;
     configureLogging({ level: resolved.logLevel, json: resolved.logJson });
   });
@@ -64,14 +77,24 @@ export function buildProgram(commands: readonly CommandFactory[]) {
 }
 
 /** commander copies exitOverride/output settings only to commands made with `.command()`. */
-function inheritSettings(parent: Command<unknown[], Record<string, unknown>, Record<string, unknown>>) {
-  for (const child of parent.commands as Command<unknown[], Record<string, unknown>, Record<string, unknown>>[]) {
+function inheritSettings(
+  parent: Command<unknown[], Record<string, unknown>, Record<string, unknown>>,
+) {
+  for (
+    const child of parent.commands as Command<
+      unknown[],
+      Record<string, unknown>,
+      Record<string, unknown>
+    >[]
+  ) {
     child.copyInheritedSettings(parent);
     inheritSettings(child);
   }
 }
 
 /** The global options as resolved for any command (walks up to the root). */
-export function globalOptions(command: { optsWithGlobals(): Record<string, unknown> }): GlobalOptions {
+export function globalOptions(
+  command: { optsWithGlobals(): Record<string, unknown> },
+): GlobalOptions {
   return command.optsWithGlobals() as unknown as GlobalOptions;
 }

@@ -17,12 +17,30 @@ export function envNameForFlag(longFlag: string): string {
   return ENV_PREFIX + longFlag.replace(/^--/, "").replace(/-/g, "_").toUpperCase();
 }
 
-/** Gives every long option of every command an IOMT_SFL_* environment variable. */
+/**
+ * Gives every long option of every command an IOMT_SFL_* environment variable. commander wires
+ * an option's environment listener when the option is added, so each option is re-added here.
+ */
 export function attachEnvironmentNames(command: AnyCommand): void {
-  for (const option of command.options as readonly AnyOption[]) {
-    if (!option.long || option.envVar || option.negate) continue;
-    if (option.long === "--version" || option.long === "--help") continue;
-    option.env(envNameForFlag(option.long));
+  const options = [...(command.options as readonly AnyOption[])];
+  const needsEnv = (option: AnyOption) =>
+    option.long && !option.envVar && !option.negate && option.long !== "--version" &&
+    option.long !== "--help";
+  if (options.some(needsEnv)) {
+    (command.options as AnyOption[]).length = 0;
+    // Command extends EventEmitter at run time; the typings do not say so.
+    const emitter = command as unknown as { removeAllListeners(event: string): void };
+    for (const option of options) {
+      if (!needsEnv(option)) {
+        // keeps its own listeners (--version has a special one)
+        (command.options as AnyOption[]).push(option);
+        continue;
+      }
+      option.env(envNameForFlag(option.long!));
+      emitter.removeAllListeners(`option:${option.name()}`);
+      emitter.removeAllListeners(`optionEnv:${option.name()}`);
+      command.addOption(option as never);
+    }
   }
   for (const sub of command.commands as readonly AnyCommand[]) attachEnvironmentNames(sub);
 }
@@ -78,7 +96,9 @@ export function applyConfig(
     for (const option of command.options as readonly AnyOption[]) {
       if (option.long) optionsByKey.set(option.long.replace(/^--/, ""), option);
     }
-    const subcommandNames = new Set((command.commands as readonly AnyCommand[]).map((c) => c.name()));
+    const subcommandNames = new Set(
+      (command.commands as readonly AnyCommand[]).map((c) => c.name()),
+    );
     let next: ConfigObject | undefined;
     for (const [key, value] of Object.entries(section)) {
       const option = optionsByKey.get(key);

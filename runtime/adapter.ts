@@ -108,7 +108,9 @@ export async function serve(options: ServeOptions): Promise<ServerHandle> {
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (/in use|EADDRINUSE/i.test(message)) {
-      throw new Error(`address ${where} is already in use; choose another --listen port or stop the other process`);
+      throw new Error(
+        `address ${where} is already in use; choose another --listen port or stop the other process`,
+      );
     }
     throw new Error(`cannot listen on ${where}: ${message}`);
   }

@@ -5,6 +5,8 @@ import { decodeBase64 } from "../util/base64.ts";
 export async function embeddedTfjsWasm(): Promise<Record<string, Uint8Array>> {
   const { TFJS_WASM_BASE64 } = await import("../generated/tfjs_wasm.ts");
   const binaries: Record<string, Uint8Array> = {};
-  for (const [name, base64] of Object.entries(TFJS_WASM_BASE64)) binaries[name] = decodeBase64(base64);
+  for (const [name, base64] of Object.entries(TFJS_WASM_BASE64)) {
+    binaries[name] = decodeBase64(base64);
+  }
   return binaries;
 }

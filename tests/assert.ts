@@ -18,7 +18,12 @@ export function assertNotEquals<T>(actual: T, expected: T, message?: string): vo
   }
 }
 
-export function assertAlmostEquals(actual: number, expected: number, tolerance = 1e-7, message?: string) {
+export function assertAlmostEquals(
+  actual: number,
+  expected: number,
+  tolerance = 1e-7,
+  message?: string,
+) {
   if (!(Math.abs(actual - expected) <= tolerance)) {
     throw new AssertionError(
       `${message ? message + ": " : ""}expected ${expected} ± ${tolerance}, got ${actual}`,
@@ -34,14 +39,20 @@ export function assertMatch(actual: string, pattern: RegExp, message?: string): 
 
 export function assertStringIncludes(actual: string, expected: string, message?: string): void {
   if (!actual.includes(expected)) {
-    throw new AssertionError(message ?? `expected ${JSON.stringify(actual)} to include ${JSON.stringify(expected)}`);
+    throw new AssertionError(
+      message ?? `expected ${JSON.stringify(actual)} to include ${JSON.stringify(expected)}`,
+    );
   }
 }
 
 // deno-lint-ignore no-explicit-any
 type ErrorClass = new (...args: any[]) => Error;
 
-export function assertThrows(fn: () => unknown, errorClass?: ErrorClass, messageIncludes?: string): Error {
+export function assertThrows(
+  fn: () => unknown,
+  errorClass?: ErrorClass,
+  messageIncludes?: string,
+): Error {
   try {
     fn();
   } catch (error) {
@@ -67,22 +78,33 @@ export async function assertRejects(
 
 function checkError(error: unknown, errorClass?: ErrorClass, messageIncludes?: string) {
   if (errorClass && !(error instanceof errorClass)) {
-    throw new AssertionError(`expected ${errorClass.name}, got ${(error as Error)?.name}: ${(error as Error)?.message}`);
+    throw new AssertionError(
+      `expected ${errorClass.name}, got ${(error as Error)?.name}: ${(error as Error)?.message}`,
+    );
   }
   if (messageIncludes && !(error as Error).message.includes(messageIncludes)) {
-    throw new AssertionError(`expected error message to include ${JSON.stringify(messageIncludes)}, got ${JSON.stringify((error as Error).message)}`);
+    throw new AssertionError(
+      `expected error message to include ${JSON.stringify(messageIncludes)}, got ${
+        JSON.stringify((error as Error).message)
+      }`,
+    );
   }
 }
 
 function stableStringify(value: unknown): string {
   return JSON.stringify(value, (_key, v) => {
-    if (v instanceof Float32Array || v instanceof Float64Array || v instanceof Int32Array || v instanceof Uint8Array) {
+    if (
+      v instanceof Float32Array || v instanceof Float64Array || v instanceof Int32Array ||
+      v instanceof Uint8Array
+    ) {
       return { [v.constructor.name]: Array.from(v) };
     }
     if (v instanceof Map) return { Map: [...v.entries()] };
     if (v instanceof Set) return { Set: [...v.values()] };
     if (v && typeof v === "object" && !Array.isArray(v)) {
-      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
+      return Object.fromEntries(
+        Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]),
+      );
     }
     if (typeof v === "bigint") return `${v}n`;
     if (typeof v === "number" && !Number.isFinite(v)) return String(v);

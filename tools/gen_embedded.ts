@@ -1,6 +1,6 @@
 // Writes generated/tfjs_wasm.ts: the tfjs wasm binaries as base64 strings, so that the single
 // binary can start the wasm backend without reading files or fetching anything.
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { encodeBase64 } from "../util/base64.ts";
 
 const WASM_DIR = "node_modules/@tensorflow/tfjs-backend-wasm/dist";

@@ -2,7 +2,13 @@
 // that stdout stays machine-readable (tables, --json output, detection alerts).
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error", "silent"];
-const LEVEL_RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
+const LEVEL_RANK: Record<LogLevel, number> = {
+  debug: 10,
+  info: 20,
+  warn: 30,
+  error: 40,
+  silent: 99,
+};
 
 export interface LogSettings {
   level: LogLevel;
@@ -39,7 +45,9 @@ export function logger(component: string): Logger {
     const extra = fields && Object.keys(fields).length > 0
       ? " " + Object.entries(fields).map(([k, v]) => `${k}=${formatValue(v)}`).join(" ")
       : "";
-    sink(`${time.slice(11, 23)} ${level.toUpperCase().padEnd(5)} [${component}] ${message}${extra}`);
+    sink(
+      `${time.slice(11, 23)} ${level.toUpperCase().padEnd(5)} [${component}] ${message}${extra}`,
+    );
   };
   return {
     debug: (m, f) => emit("debug", m, f),

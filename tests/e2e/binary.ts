@@ -1,0 +1,54 @@
+// Shared helpers for end-to-end tests: they run the compiled binary, never the sources.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const BINARY_PATH = `${REPO_ROOT}dist/iomt-sfl`;
+
+export function requireBinary(): string {
+  if (!existsSync(BINARY_PATH)) {
+    throw new Error(
+      `${BINARY_PATH} is missing: build it with ./compile.sh (test.sh does this first)`,
+    );
+  }
+  return BINARY_PATH;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the binary to completion with a hard time bound. */
+export async function runBinary(
+  args: string[],
+  options: {
+    cwd?: string;
+    env?: Record<string, string>;
+    clearEnv?: boolean;
+    timeoutMs?: number;
+    command?: string[];
+  } = {},
+): Promise<RunResult> {
+  const binary = requireBinary();
+  const [program, ...prefix] = options.command ?? [binary];
+  const child = new Deno.Command(program, {
+    args: [...prefix, ...args],
+    cwd: options.cwd,
+    env: options.env,
+    clearEnv: options.clearEnv,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+  const output = await child.output();
+  clearTimeout(timer);
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
