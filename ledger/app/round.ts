@@ -1,0 +1,694 @@
+// The round state machine of update consensus, as a pure core: no I/O, no clock, no randomness.
+// The validator shell feeds it ledger-ordered transactions with their blob bytes, asks it for a
+// round record to propose (or to check a proposal against), and commits the record the PBFT
+// layer certified. Bad input gets a reason and changes nothing but the bounded rejection list.
+import { aggregate, type AggregationResult } from "./aggregate.ts";
+import { canonicalHash, canonicalJson, firstDifference } from "./canonical.ts";
+import { decodeWeights, firstNonFinite, modelHash, sha256Hex } from "./blob.ts";
+import {
+  ADMISSION_REJECTIONS_PER_ROUND_MAX,
+  DEVICE_ID_PATTERN,
+  MICRO,
+  SHA256_HEX_PATTERN,
+} from "./limits.ts";
+import { assertGenesis, type Genesis, type UpdateConsensusParams } from "./params.ts";
+import {
+  decide,
+  type EvalMicro,
+  quantizeEvaluation,
+  type RejectReason,
+  type RoundEvaluation,
+  scoreGeometry,
+  type UpdateScores,
+} from "./scoring.ts";
+import {
+  type AppState,
+  type DeviceEvent,
+  type DeviceState,
+  initialState,
+  nextStatus,
+  reputationMicro,
+  splitRewards,
+  stateRoot,
+  updateEvidence,
+} from "./state.ts";
+import { deltaOf } from "./vector.ts";
+
+/** A device's signed update transaction (the shell has verified the signature). */
+export interface UpdateTx {
+  readonly deviceId: string;
+  readonly round: number;
+  /** Round whose global model the device trained from. */
+  readonly baseRound: number;
+  /** SHA-256 hex of the little-endian Float32 weight blob. */
+  readonly blobHash: string;
+  readonly sampleCount: number;
+}
+
+export const ADMISSION_REASONS = [
+  "bad_transaction",
+  "no_open_round",
+  "unknown_device",
+  "round_closed",
+  "round_not_open",
+  "quarantined",
+  "duplicate_submission",
+  "round_full",
+  "bad_sample_count",
+  "bad_base_round",
+  "hash_mismatch",
+  "wrong_shape",
+  "non_finite",
+  "duplicate_blob",
+  "replayed_blob",
+] as const;
+export type AdmissionReason = typeof ADMISSION_REASONS[number];
+
+/** Reasons that count against the device's reputation: only faults the signed tx proves.
+ * Lateness, quarantine and duplicates are not misbehaviour worth a penalty; hash_mismatch is the
+ * blob store's or a peer's fault, not the device's (the blob is fetched by its hash). */
+const PENALIZED: ReadonlySet<AdmissionReason> = new Set([
+  "bad_sample_count",
+  "bad_base_round",
+  "wrong_shape",
+  "non_finite",
+  "duplicate_blob",
+  "replayed_blob",
+]);
+/** Not consensus decisions: the tx cannot be attributed or the bytes are a local problem. */
+const UNRECORDED: ReadonlySet<AdmissionReason> = new Set([
+  "bad_transaction",
+  "no_open_round",
+  "unknown_device",
+  "hash_mismatch",
+]);
+
+export type Admission =
+  | { readonly admitted: true; readonly seq: number }
+  | {
+    readonly admitted: false;
+    readonly reason: AdmissionReason;
+    readonly detail: string;
+    readonly recorded: boolean;
+  };
+
+export interface AdmissionRejection {
+  readonly seq: number;
+  readonly deviceId: string;
+  readonly blobHash: string;
+  readonly reason: AdmissionReason;
+}
+
+export interface UpdateRecord {
+  readonly deviceId: string;
+  readonly blobHash: string;
+  readonly seq: number;
+  readonly sampleCount: number;
+  readonly baseRound: number;
+  readonly scores: UpdateScores;
+  readonly accepted: boolean;
+  readonly reasons: readonly RejectReason[];
+}
+
+export interface DeviceChange {
+  readonly deviceId: string;
+  readonly accepted: boolean;
+  readonly alphaMicro: number;
+  readonly betaMicro: number;
+  readonly reputationMicro: number;
+  readonly creditsEarned: number;
+  readonly status: DeviceState["status"];
+}
+
+/** The round block body: what the proposer proposes, replicas check, and the ledger stores.
+ * Integers, strings, booleans and null only. */
+export interface RoundRecord {
+  readonly round: number;
+  /** Global model the round started from. */
+  readonly baseModelHash: string;
+  readonly admissionRejections: readonly AdmissionRejection[];
+  /** Sorted by device id. */
+  readonly updates: readonly UpdateRecord[];
+  readonly globalEvaluation: EvalMicro | null;
+  readonly medianNormMicro: number;
+  readonly aggregation: {
+    readonly rule: string;
+    readonly ruleUsed: string | null;
+    readonly fallback: string | null;
+    readonly contributors: readonly string[];
+    /** SHA-256 of the new global model's little-endian Float32 bytes. */
+    readonly modelHash: string;
+  };
+  /** Devices that took part (admitted or penalized at admission), sorted by id. */
+  readonly devices: readonly DeviceChange[];
+  readonly events: readonly DeviceEvent[];
+  /** State root after applying this round. */
+  readonly stateRoot: string;
+}
+
+export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+interface Admitted {
+  readonly tx: UpdateTx;
+  readonly seq: number;
+  readonly weights: Float32Array;
+}
+
+interface OpenRound {
+  readonly round: number;
+  readonly globalWeights: Float32Array;
+  readonly admitted: Admitted[];
+  readonly rejections: AdmissionRejection[];
+  /** Devices whose one submission this round is used (admitted or penalized). */
+  readonly used: Map<string, "admitted" | AdmissionReason>;
+  readonly blobs: Set<string>;
+  seq: number;
+}
+
+interface Built {
+  readonly record: RoundRecord;
+  readonly next: AppState;
+  readonly globalWeights: Float32Array;
+}
+
+export class UpdateLedger {
+  readonly params: UpdateConsensusParams;
+  #state: AppState;
+  #open: OpenRound | null = null;
+
+  private constructor(params: UpdateConsensusParams, state: AppState) {
+    this.params = params;
+    this.#state = state;
+  }
+
+  static fromGenesis(genesis: Genesis): UpdateLedger {
+    assertGenesis(genesis);
+    return new UpdateLedger(genesis.params, initialState(genesis));
+  }
+
+  /** Resume from a stored state (between rounds); checks it belongs to this genesis. */
+  static fromState(genesis: Genesis, state: AppState): UpdateLedger {
+    assertGenesis(genesis);
+    const copy = structuredClone(state) as AppState;
+    canonicalJson(copy); // integers only, or throw
+    if (copy.paramsHash !== canonicalHash(genesis.params)) {
+      throw new Error("state was produced under other genesis params");
+    }
+    const known = new Set(genesis.devices);
+    const ids = Object.keys(copy.devices);
+    if (ids.length !== known.size || ids.some((id) => !known.has(id))) {
+      throw new Error("state devices differ from genesis");
+    }
+    return new UpdateLedger(genesis.params, copy);
+  }
+
+  get state(): AppState {
+    return structuredClone(this.#state) as AppState;
+  }
+
+  stateRoot(): string {
+    return stateRoot(this.#state);
+  }
+
+  get openRoundNumber(): number | null {
+    return this.#open?.round ?? null;
+  }
+
+  /** Opens round lastClosedRound + 1 on the global model the ledger committed last. The shell
+   * passes the weights it holds; a wrong round or model is a shell bug, so it throws. */
+  openRound(round: number, globalWeights: Float32Array): void {
+    if (this.#open) throw new Error(`openRound: round ${this.#open.round} is still open`);
+    if (round !== this.#state.lastClosedRound + 1) {
+      throw new Error(`openRound: next round is ${this.#state.lastClosedRound + 1}, got ${round}`);
+    }
+    if (globalWeights.length !== this.params.parameterCount) {
+      throw new Error(
+        `openRound: global has ${globalWeights.length} parameters, expected ${this.params.parameterCount}`,
+      );
+    }
+    const hash = modelHash(globalWeights);
+    if (hash !== this.#state.globalModelHash) {
+      throw new Error(
+        `openRound: global model hashes to ${hash}, ledger has ${this.#state.globalModelHash}`,
+      );
+    }
+    if (firstNonFinite(globalWeights) >= 0) {
+      throw new Error("openRound: global model is not finite");
+    }
+    this.#open = {
+      round,
+      globalWeights: Float32Array.from(globalWeights),
+      admitted: [],
+      rejections: [],
+      used: new Map(),
+      blobs: new Set(),
+      seq: 0,
+    };
+  }
+
+  /** Admission of one update tx in ledger order with its blob bytes. */
+  submitUpdate(tx: UpdateTx, blob: Uint8Array): Admission {
+    const open = this.#open;
+    const reject = (reason: AdmissionReason, detail: string): Admission => {
+      let recorded = false;
+      if (
+        open && !UNRECORDED.has(reason) &&
+        open.rejections.length < ADMISSION_REJECTIONS_PER_ROUND_MAX
+      ) {
+        open.rejections.push({
+          seq: open.seq,
+          deviceId: tx.deviceId,
+          blobHash: tx.blobHash,
+          reason,
+        });
+        recorded = true;
+      }
+      if (open && PENALIZED.has(reason)) open.used.set(tx.deviceId, reason);
+      if (open && recorded) open.seq++;
+      return { admitted: false, reason, detail, recorded };
+    };
+    if (!isWellFormedTx(tx) || !(blob instanceof Uint8Array)) {
+      return reject("bad_transaction", "malformed update transaction");
+    }
+    if (!open) return reject("no_open_round", "no round is open");
+    const device = this.#state.devices[tx.deviceId];
+    if (!device) return reject("unknown_device", `${tx.deviceId} is not in genesis`);
+    if (tx.round < open.round) {
+      return reject("round_closed", `round ${tx.round} is over; round ${open.round} is open`);
+    }
+    if (tx.round > open.round) {
+      return reject("round_not_open", `round ${tx.round} is not open; round ${open.round} is`);
+    }
+    if (device.status === "quarantined") {
+      return reject(
+        "quarantined",
+        `${tx.deviceId} quarantined since round ${device.quarantinedAtRound}`,
+      );
+    }
+    if (open.used.has(tx.deviceId)) {
+      return reject(
+        "duplicate_submission",
+        `${tx.deviceId} already submitted in round ${open.round}`,
+      );
+    }
+    if (open.admitted.length >= this.params.updatesPerRoundMax) {
+      return reject(
+        "round_full",
+        `round ${open.round} has ${this.params.updatesPerRoundMax} updates`,
+      );
+    }
+    if (tx.sampleCount < 1 || tx.sampleCount > this.params.samplesPerUpdateMax) {
+      return reject(
+        "bad_sample_count",
+        `sample count ${tx.sampleCount} outside 1..${this.params.samplesPerUpdateMax}`,
+      );
+    }
+    if (tx.baseRound < 0 || tx.baseRound > open.round) {
+      return reject("bad_base_round", `base round ${tx.baseRound} outside 0..${open.round}`);
+    }
+    const actual = sha256Hex(blob);
+    if (actual !== tx.blobHash) {
+      return reject("hash_mismatch", `blob hashes to ${actual}, tx names ${tx.blobHash}`);
+    }
+    if (blob.length !== this.params.parameterCount * 4) {
+      return reject(
+        "wrong_shape",
+        `blob has ${blob.length} bytes, expected ${this.params.parameterCount} float32`,
+      );
+    }
+    const weights = decodeWeights(blob);
+    const bad = firstNonFinite(weights);
+    if (bad >= 0) return reject("non_finite", `parameter ${bad} is ${weights[bad]}`);
+    if (open.blobs.has(tx.blobHash)) {
+      return reject("duplicate_blob", `blob ${tx.blobHash} already submitted this round`);
+    }
+    if (device.lastBlobHash === tx.blobHash) {
+      return reject("replayed_blob", `blob ${tx.blobHash} is this device's previous update`);
+    }
+
+    const seq = open.seq++;
+    open.admitted.push({ tx: { ...tx }, seq, weights });
+    open.used.set(tx.deviceId, "admitted");
+    open.blobs.add(tx.blobHash);
+    return { admitted: true, seq };
+  }
+
+  /** Runs the injected ML evaluation over the validators' validation sample for the current
+   * global and every admitted update (device-id order) and quantizes the results. */
+  async evaluateRound(
+    evaluate: (weights: Float32Array) => Promise<{ loss: number; accuracy: number }>,
+  ): Promise<RoundEvaluation> {
+    const open = this.#requireOpen("evaluateRound");
+    const global = quantizeEvaluation(await evaluate(Float32Array.from(open.globalWeights)));
+    const updates: Record<string, EvalMicro> = {};
+    for (const a of sortedAdmitted(open)) {
+      updates[a.tx.deviceId] = quantizeEvaluation(await evaluate(Float32Array.from(a.weights)));
+    }
+    return { global, updates };
+  }
+
+  /** The proposer's round record. Does not change state; commit() does, once certified. */
+  propose(evaluation: RoundEvaluation | null): RoundRecord {
+    const open = this.#requireOpen("propose");
+    const problem = checkEvaluationShape(evaluation, open);
+    if (problem) throw new Error(`propose: ${problem}`);
+    return this.#build(open, evaluation).record;
+  }
+
+  /** A replica's check: the proposer's evaluation numbers must be within tolerance of this
+   * replica's own; then the record rebuilt from the proposer's numbers must equal the proposal
+   * exactly (decisions, aggregate hash, reputation, state root). Refusal triggers a view change. */
+  verify(proposal: RoundRecord, own: RoundEvaluation | null): Verdict {
+    const open = this.#open;
+    if (!open) return { ok: false, reason: "no round is open" };
+    if (proposal?.round !== open.round) {
+      return {
+        ok: false,
+        reason: `proposal is for round ${proposal?.round}, open is ${open.round}`,
+      };
+    }
+    let claimed: RoundEvaluation | null;
+    try {
+      claimed = evaluationOf(proposal);
+    } catch (error) {
+      return { ok: false, reason: `malformed proposal: ${(error as Error).message}` };
+    }
+    const shape = checkEvaluationShape(claimed, open);
+    if (shape) return { ok: false, reason: `proposal evaluation: ${shape}` };
+    if ((claimed === null) !== (own === null)) {
+      return {
+        ok: false,
+        reason: claimed === null
+          ? "proposal has no evaluation but this replica evaluated"
+          : "this replica has no evaluation to check the proposal's against",
+      };
+    }
+    if (claimed && own) {
+      const far = outsideTolerance(claimed, own, this.params);
+      if (far) return { ok: false, reason: far };
+    }
+    const rebuilt = this.#build(open, claimed).record;
+    const diff = firstDifference(JSON.parse(canonicalJson(rebuilt)), proposal);
+    return diff === null ? { ok: true } : { ok: false, reason: `proposal differs at ${diff}` };
+  }
+
+  /** Applies a certified record: rebuilds it from its own evaluation numbers (no tolerance: the
+   * quorum agreed on them), requires exact equality, moves to the new state and closes the round.
+   * Returns the new global model, which validators store and serve under its hash. */
+  commit(
+    record: RoundRecord,
+  ): { globalWeights: Float32Array; globalModelHash: string; stateRoot: string } {
+    const open = this.#requireOpen("commit");
+    if (record.round !== open.round) {
+      throw new Error(`commit: record is for round ${record.round}, open is ${open.round}`);
+    }
+    const claimed = evaluationOf(record);
+    const built = this.#build(open, claimed);
+    const diff = firstDifference(
+      JSON.parse(canonicalJson(built.record)),
+      JSON.parse(canonicalJson(record)),
+    );
+    if (diff !== null) {
+      throw new Error(
+        `commit: certified record cannot be reproduced (differs at ${diff}); state diverged`,
+      );
+    }
+    this.#state = built.next;
+    this.#open = null;
+    return {
+      globalWeights: built.globalWeights,
+      globalModelHash: built.next.globalModelHash,
+      stateRoot: built.record.stateRoot,
+    };
+  }
+
+  /** Admin transaction: a quarantined device goes to probation now. */
+  readmit(deviceId: string): Verdict {
+    const device = this.#state.devices[deviceId];
+    if (!device) return { ok: false, reason: `${deviceId} is not in genesis` };
+    if (device.status !== "quarantined") {
+      return { ok: false, reason: `${deviceId} is ${device.status}, not quarantined` };
+    }
+    this.#state = {
+      ...this.#state,
+      devices: {
+        ...this.#state.devices,
+        [deviceId]: {
+          ...device,
+          status: "probation",
+          quarantinedAtRound: null,
+          probationAccepts: 0,
+        },
+      },
+    };
+    return { ok: true };
+  }
+
+  #requireOpen(what: string): OpenRound {
+    if (!this.#open) throw new Error(`${what}: no round is open`);
+    return this.#open;
+  }
+
+  #build(open: OpenRound, evaluation: RoundEvaluation | null): Built {
+    const p = this.params;
+    const admitted = sortedAdmitted(open);
+    const deltas = admitted.map((a) => deltaOf(a.weights, open.globalWeights));
+    const geometry = scoreGeometry(
+      admitted.map((a, i) => ({
+        deviceId: a.tx.deviceId,
+        seq: a.seq,
+        baseRound: a.tx.baseRound,
+        delta: deltas[i],
+      })),
+      open.round,
+      p,
+    );
+    const globalEval = evaluation?.global ?? null;
+    const updates: UpdateRecord[] = admitted.map((a, i) => {
+      const e = evaluation?.updates[a.tx.deviceId] ?? null;
+      const scores: UpdateScores = {
+        ...geometry.scores[i],
+        lossMicro: e?.lossMicro ?? null,
+        accuracyMicro: e?.accuracyMicro ?? null,
+      };
+      const reasons = decide(scores, globalEval, p);
+      return {
+        deviceId: a.tx.deviceId,
+        blobHash: a.tx.blobHash,
+        seq: a.seq,
+        sampleCount: a.tx.sampleCount,
+        baseRound: a.tx.baseRound,
+        scores,
+        accepted: reasons.length === 0,
+        reasons,
+      };
+    });
+
+    // Aggregate accepted deltas; the new global is f32(global + delta) computed in Float64.
+    const acceptedIdx = updates.flatMap((u, i) => (u.accepted ? [i] : []));
+    let result: AggregationResult | null = null;
+    let globalWeights = open.globalWeights;
+    let fallback: string | null = null;
+    if (acceptedIdx.length === 0) {
+      fallback = "no accepted updates: global model unchanged";
+    } else {
+      result = aggregate(
+        acceptedIdx.map((i) => ({
+          deviceId: updates[i].deviceId,
+          delta: deltas[i],
+          sampleCount: updates[i].sampleCount,
+        })),
+        p.aggregationRule,
+        p,
+      );
+      const next = new Float32Array(open.globalWeights.length);
+      for (let j = 0; j < next.length; j++) next[j] = open.globalWeights[j] + result.delta[j];
+      if (firstNonFinite(next) >= 0) {
+        fallback = "aggregate overflowed float32: global model unchanged";
+        result = null;
+      } else {
+        globalWeights = next;
+        fallback = result.fallback;
+      }
+    }
+
+    // Reputation, rewards and status for every device that used its submission this round.
+    const outcome = new Map<string, boolean>();
+    for (const u of updates) outcome.set(u.deviceId, u.accepted);
+    for (const [id, use] of open.used) if (use !== "admitted") outcome.set(id, false);
+    const rewards = splitRewards(
+      updates.filter((u) => u.accepted).map((u) => ({
+        deviceId: u.deviceId,
+        sampleCount: u.sampleCount,
+        qualityMicro: Math.max(0, Math.min(MICRO, u.scores.cosineMicro)),
+      })),
+      p.rewardPerRoundCredits,
+    );
+    const devices: Record<string, DeviceState> = { ...this.#state.devices };
+    const changes: DeviceChange[] = [];
+    const events: DeviceEvent[] = [];
+    for (const id of [...outcome.keys()].sort()) {
+      const before = devices[id];
+      const accepted = outcome.get(id)!;
+      const evidence = updateEvidence(before, accepted, p);
+      const reputation = reputationMicro(evidence.alphaMicro, evidence.betaMicro);
+      const status = nextStatus(before, accepted, reputation, open.round, p);
+      const earned = rewards.get(id) ?? 0;
+      const update = updates.find((u) => u.deviceId === id);
+      devices[id] = {
+        ...before,
+        ...evidence,
+        status: status.status,
+        quarantinedAtRound: status.quarantinedAtRound,
+        probationAccepts: status.probationAccepts,
+        credits: before.credits + earned,
+        lastSeenRound: open.round,
+        lastBlobHash: update ? update.blobHash : before.lastBlobHash,
+        acceptedCount: before.acceptedCount + (accepted ? 1 : 0),
+        rejectedCount: before.rejectedCount + (accepted ? 0 : 1),
+      };
+      if (status.event) events.push({ deviceId: id, kind: status.event, reason: status.reason });
+      changes.push({
+        deviceId: id,
+        accepted,
+        ...evidence,
+        reputationMicro: reputation,
+        creditsEarned: earned,
+        status: status.status,
+      });
+    }
+    // Quarantine served: probation from the next round on.
+    for (const id of Object.keys(devices).sort()) {
+      const d = devices[id];
+      if (
+        d.status === "quarantined" && d.quarantinedAtRound !== null &&
+        open.round - d.quarantinedAtRound >= p.quarantineRounds
+      ) {
+        devices[id] = { ...d, status: "probation", quarantinedAtRound: null, probationAccepts: 0 };
+        events.push({
+          deviceId: id,
+          kind: "probation",
+          reason: `quarantine of ${p.quarantineRounds} rounds served`,
+        });
+      }
+    }
+
+    const globalModelHash = globalWeights === open.globalWeights
+      ? this.#state.globalModelHash
+      : modelHash(globalWeights);
+    const next: AppState = {
+      ...this.#state,
+      lastClosedRound: open.round,
+      globalModelHash,
+      devices,
+    };
+    const record: RoundRecord = {
+      round: open.round,
+      baseModelHash: this.#state.globalModelHash,
+      admissionRejections: open.rejections.map((r) => ({ ...r })),
+      updates,
+      globalEvaluation: globalEval ? { ...globalEval } : null,
+      medianNormMicro: geometry.medianNormMicro,
+      aggregation: {
+        rule: p.aggregationRule,
+        ruleUsed: result?.ruleUsed ?? null,
+        fallback,
+        contributors: result ? [...result.contributors] : [],
+        modelHash: globalModelHash,
+      },
+      devices: changes,
+      events,
+      stateRoot: stateRoot(next),
+    };
+    canonicalJson(record); // integers only, or throw before anything leaves the core
+    return {
+      record,
+      next,
+      globalWeights: globalWeights === open.globalWeights
+        ? Float32Array.from(globalWeights)
+        : globalWeights,
+    };
+  }
+}
+
+function sortedAdmitted(open: OpenRound): Admitted[] {
+  return [...open.admitted].sort((a, b) => (a.tx.deviceId < b.tx.deviceId ? -1 : 1));
+}
+
+function isWellFormedTx(tx: UpdateTx): boolean {
+  return typeof tx === "object" && tx !== null &&
+    typeof tx.deviceId === "string" && DEVICE_ID_PATTERN.test(tx.deviceId) &&
+    Number.isSafeInteger(tx.round) && Number.isSafeInteger(tx.baseRound) &&
+    Number.isSafeInteger(tx.sampleCount) &&
+    typeof tx.blobHash === "string" && SHA256_HEX_PATTERN.test(tx.blobHash);
+}
+
+/** The evaluation numbers a record carries, in RoundEvaluation form. */
+function evaluationOf(record: RoundRecord): RoundEvaluation | null {
+  if (record.globalEvaluation === null) {
+    if (
+      record.updates.some((u) => u.scores.lossMicro !== null || u.scores.accuracyMicro !== null)
+    ) {
+      throw new Error("update evaluations without a global evaluation");
+    }
+    return null;
+  }
+  const updates: Record<string, EvalMicro> = {};
+  for (const u of record.updates) {
+    if (u.scores.lossMicro === null || u.scores.accuracyMicro === null) {
+      throw new Error(`update ${u.deviceId} not evaluated`);
+    }
+    updates[u.deviceId] = { lossMicro: u.scores.lossMicro, accuracyMicro: u.scores.accuracyMicro };
+  }
+  return { global: { ...record.globalEvaluation }, updates };
+}
+
+function isEval(e: EvalMicro | undefined): boolean {
+  return e !== undefined && Number.isSafeInteger(e.lossMicro) &&
+    Number.isSafeInteger(e.accuracyMicro) &&
+    e.accuracyMicro >= 0 && e.accuracyMicro <= MICRO;
+}
+
+/** Evaluation must cover exactly the admitted updates with integer micro-units. */
+function checkEvaluationShape(evaluation: RoundEvaluation | null, open: OpenRound): string | null {
+  if (evaluation === null) return null;
+  if (!isEval(evaluation.global)) return "global evaluation is not integer micro-units";
+  const ids = Object.keys(evaluation.updates);
+  if (ids.length !== open.admitted.length) {
+    return `${ids.length} update evaluations for ${open.admitted.length} updates`;
+  }
+  for (const a of open.admitted) {
+    if (!isEval(evaluation.updates[a.tx.deviceId])) {
+      return `no valid evaluation for ${a.tx.deviceId}`;
+    }
+  }
+  return null;
+}
+
+function outsideTolerance(
+  claimed: RoundEvaluation,
+  own: RoundEvaluation,
+  p: UpdateConsensusParams,
+): string | null {
+  const check = (
+    what: string,
+    a: EvalMicro | undefined,
+    b: EvalMicro | undefined,
+  ): string | null => {
+    if (!a || !b) return `${what}: evaluation missing`;
+    if (Math.abs(a.lossMicro - b.lossMicro) > p.lossToleranceMicro) {
+      return `${what}: loss ${a.lossMicro} vs own ${b.lossMicro} micro exceeds tolerance ${p.lossToleranceMicro}`;
+    }
+    if (Math.abs(a.accuracyMicro - b.accuracyMicro) > p.accuracyToleranceMicro) {
+      return `${what}: accuracy ${a.accuracyMicro} vs own ${b.accuracyMicro} micro exceeds tolerance ${p.accuracyToleranceMicro}`;
+    }
+    return null;
+  };
+  const g = check("global", claimed.global, own.global);
+  if (g) return g;
+  for (const id of Object.keys(claimed.updates).sort()) {
+    const u = check(id, claimed.updates[id], own.updates[id]);
+    if (u) return u;
+  }
+  return null;
+}
