@@ -10,10 +10,10 @@ bash tools/setup.sh
 mkdir -p dist
 if [ -n "${DENORT_BIN:-}" ]; then
   echo "==> compiling dist/iomt-sfl with deno compile (DENORT_BIN=$DENORT_BIN)"
-  node_modules/.bin/deno compile --allow-all --output dist/iomt-sfl main.ts
+  tools/toolchain/node_modules/.bin/deno compile --allow-all --output dist/iomt-sfl main.ts
 else
   echo "==> compiling dist/iomt-sfl with bun build --compile"
-  node_modules/.bin/bun tools/build_binary.ts main.ts dist/iomt-sfl
+  tools/toolchain/node_modules/.bin/bun tools/build_binary.ts main.ts dist/iomt-sfl
 fi
 size_mb=$(( $(stat -c %s dist/iomt-sfl) / 1024 / 1024 ))
 echo "==> dist/iomt-sfl ready (${size_mb} MB); try: dist/iomt-sfl --help"

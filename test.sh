@@ -16,7 +16,7 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
-export PATH="$PWD/node_modules/.bin:$PATH"
+export PATH="$PWD/tools/toolchain/node_modules/.bin:$PATH"
 echo "==> static checks (deno fmt --check, deno lint, deno check)"
 deno task --quiet check
 echo "==> tests (deno test: unit, simulation, end-to-end, browser)"

@@ -1,0 +1,18 @@
+// deno task bench [name ...]: runs the named benchmarks (all when none is named).
+import process from "node:process";
+
+const BENCHMARKS: Record<string, () => Promise<void>> = {
+  cli: async () => (await import("./cli.ts")).benchCli(),
+};
+
+const names = process.argv.slice(2);
+const selected = names.length > 0 ? names : Object.keys(BENCHMARKS);
+for (const name of selected) {
+  const run = BENCHMARKS[name];
+  if (!run) {
+    console.error(`unknown benchmark "${name}"; known: ${Object.keys(BENCHMARKS).join(", ")}`);
+    process.exit(2);
+  }
+  console.log(`\n## bench ${name}\n`);
+  await run();
+}
