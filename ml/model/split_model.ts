@@ -69,9 +69,12 @@ export class ParamSet {
     if (flat.length !== layout.totalLength) {
       throw new Error(`ParamSet: ${flat.length} values for a layout of ${layout.totalLength}`);
     }
-    this.variables = layout.entries.map((e) =>
-      tf.variable(tf.tensor(flat.subarray(e.offset, e.offset + e.size), [...e.shape], "float32"), true)
-    );
+    this.variables = layout.entries.map((e) => {
+      const initial = tf.tensor(flat.subarray(e.offset, e.offset + e.size), [...e.shape], "float32");
+      const variable = tf.variable(initial, true);
+      initial.dispose(); // the variable holds its own reference to the data
+      return variable;
+    });
   }
 
   get tensors(): tf.Tensor[] {
@@ -115,7 +118,7 @@ export function deviceForward(config: ModelConfig, params: readonly tf.Tensor[],
     const y = tf.relu(tf.conv1d(h, kernel, 1, "same").add(bias)) as tf.Tensor3D;
     const length = y.shape[1];
     // tf.maxPool over [length, 1]: its gradient is ~5x faster than reshape().max() on wasm.
-    const pooled = tf.maxPool(y.reshape([batch, length, 1, config.convFilters]), [2, 1], [2, 1], "valid");
+    const pooled = tf.maxPool(y.reshape([batch, length, 1, config.convFilters]) as tf.Tensor4D, [2, 1], [2, 1], "valid");
     h = pooled.reshape([batch, Math.floor(length / 2), config.convFilters]);
   }
   return h;

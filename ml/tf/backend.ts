@@ -49,6 +49,8 @@ export function initTensorflow(options: TensorflowOptions = {}): Promise<{ tf: t
 
 async function load(backend: BackendName, wasmBinaries?: Record<string, Uint8Array>) {
   const tf = await import("@tensorflow/tfjs");
+  // Production mode: skips tfjs' debug checks and its "install tfjs-node" banner on stderr.
+  tf.enableProdMode();
   // The cpu backend is always initialised: bridged kernels run on it.
   if (!(await tf.setBackend("cpu"))) throw new Error("tfjs cpu backend failed to initialise");
   const patches: string[] = [];

@@ -1,0 +1,131 @@
+// Inference over a LabeledMatrix, the per-round report, and the validators' scoring of a flat
+// device-side weight vector.
+import * as tf from "@tensorflow/tfjs";
+import type { LabeledMatrix } from "../data/types.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { assertFlatParams } from "../model/params.ts";
+import { deviceForward, deviceLayout, edgeForward, edgeLayout, ParamSet, probabilities } from "../model/split_model.ts";
+import {
+  attackScores,
+  binaryMetrics,
+  chooseThreshold,
+  type ClassificationReport,
+  multiclassMetrics,
+} from "../metrics/classification.ts";
+import { checkMatrixForModel } from "./batches.ts";
+
+export const PREDICT_BATCH_ROWS = 1024;
+
+/** Holds one model's parameters as tensors; predicts class probabilities. */
+export class Predictor {
+  readonly #device: ParamSet;
+  readonly #edge: ParamSet;
+
+  constructor(readonly config: ModelConfig, device: Float32Array, edge: Float32Array) {
+    assertFlatParams(device, deviceLayout(config), "predictor: device parameters");
+    assertFlatParams(edge, edgeLayout(config), "predictor: edge parameters");
+    this.#device = new ParamSet(deviceLayout(config), device);
+    this.#edge = new ParamSet(edgeLayout(config), edge);
+  }
+
+  setParams(device: Float32Array, edge: Float32Array): void {
+    assertFlatParams(device, this.#device.layout, "predictor: device parameters");
+    assertFlatParams(edge, this.#edge.layout, "predictor: edge parameters");
+    this.#device.assign(device);
+    this.#edge.assign(edge);
+  }
+
+  /** Row-major probabilities [rows, max(2, classes)]; column 0 is P(normal). */
+  probabilities(features: Float32Array, rows: number): Float32Array {
+    const columns = this.config.features;
+    if (features.length !== rows * columns) {
+      throw new Error(`predict: ${features.length} values for ${rows} rows x ${columns} features`);
+    }
+    const classes = Math.max(2, this.config.classes);
+    const out = new Float32Array(rows * classes);
+    for (let start = 0; start < rows; start += PREDICT_BATCH_ROWS) {
+      const n = Math.min(PREDICT_BATCH_ROWS, rows - start);
+      const p = tf.tidy(() => {
+        const x = tf.tensor2d(features.subarray(start * columns, (start + n) * columns), [n, columns]);
+        const smashed = deviceForward(this.config, this.#device.tensors, x);
+        return probabilities(this.config, edgeForward(this.config, this.#edge.tensors, smashed));
+      });
+      out.set(p.dataSync() as Float32Array, start * classes);
+      p.dispose();
+    }
+    return out;
+  }
+
+  dispose(): void {
+    this.#device.dispose();
+    this.#edge.dispose();
+  }
+}
+
+/** Mean cross-entropy and accuracy (argmax) of probabilities against model-space labels. */
+export function lossAndAccuracy(probs: Float32Array, labels: Int32Array, classes: number): { loss: number; accuracy: number } {
+  let loss = 0;
+  let correct = 0;
+  for (let r = 0; r < labels.length; r++) {
+    const row = probs.subarray(r * classes, (r + 1) * classes);
+    loss -= Math.log(Math.max(row[labels[r]], 1e-7));
+    let arg = 0;
+    for (let c = 1; c < classes; c++) if (row[c] > row[arg]) arg = c;
+    if (arg === labels[r]) correct++;
+  }
+  return { loss: loss / labels.length, accuracy: correct / labels.length };
+}
+
+/** For validators: score a device-side weight vector (with the current edge weights) on a
+ * validation sample. Throws naming the problem when the vector or the sample does not fit. */
+export function evaluateFlat(
+  config: ModelConfig,
+  device: Float32Array,
+  edge: Float32Array,
+  sample: LabeledMatrix,
+): { loss: number; accuracy: number; rows: number } {
+  const labels = checkMatrixForModel(config, sample, "validation sample");
+  const predictor = new Predictor(config, device, edge);
+  try {
+    const probs = predictor.probabilities(sample.features, sample.rows);
+    return { ...lossAndAccuracy(probs, labels, Math.max(2, config.classes)), rows: sample.rows };
+  } finally {
+    predictor.dispose();
+  }
+}
+
+/** Threshold on validation, metrics on test. */
+export function evaluateSplits(
+  predictor: Predictor,
+  validation: LabeledMatrix,
+  test: LabeledMatrix,
+): { threshold: number; validationLoss: number; test: ClassificationReport } {
+  const config = predictor.config;
+  const classes = Math.max(2, config.classes);
+  const validationLabels = checkMatrixForModel(config, validation, "validation split");
+  const testLabels = checkMatrixForModel(config, test, "test split");
+  const validationProbs = predictor.probabilities(validation.features, validation.rows);
+  const threshold = chooseThreshold(attackScores(validationProbs, classes), validationLabels.map((y) => (y > 0 ? 1 : 0)));
+  const testProbs = predictor.probabilities(test.features, test.rows);
+  return {
+    threshold,
+    validationLoss: lossAndAccuracy(validationProbs, validationLabels, classes).loss,
+    test: buildReport(config, testProbs, testLabels, test.classNames, threshold),
+  };
+}
+
+export function buildReport(
+  config: ModelConfig,
+  probs: Float32Array,
+  labels: Int32Array,
+  classNames: readonly string[],
+  threshold: number,
+): ClassificationReport {
+  const classes = Math.max(2, config.classes);
+  const binary = binaryMetrics(attackScores(probs, classes), labels.map((y) => (y > 0 ? 1 : 0)), threshold);
+  return {
+    rows: labels.length,
+    binary,
+    multiclass: config.classes > 2 ? multiclassMetrics(probs, labels, classNames) : undefined,
+  };
+}

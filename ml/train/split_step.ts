@@ -1,0 +1,215 @@
+// The two halves of a split learning step, as separate objects that only exchange bytes
+// (Uint8Array frames), so that the network shell can put HTTP between them unchanged:
+//
+//   device.forward(batch)  --activations+labels-->  edge.step(message)
+//   device.backward(reply) <--gradients of activations--
+//
+// Every tensor step runs in tf.tidy; both sides refuse NaN/Inf before it reaches their weights.
+import * as tf from "@tensorflow/tfjs";
+import { type ModelConfig, smashedSteps } from "../model/config.ts";
+import { assertFlatParams } from "../model/params.ts";
+import { deviceForward, deviceLayout, edgeForward, edgeLayout, lossFromLogits, ParamSet } from "../model/split_model.ts";
+import { decodeMessage, encodeMessage, expectFrame } from "../wire/frame.ts";
+import { Adam, assertFiniteTensors } from "./adam.ts";
+import type { Batch } from "./batches.ts";
+
+export interface SideOptions {
+  learningRate: number;
+  /** Names this side in errors and logs, e.g. "device 3". */
+  name: string;
+}
+
+interface Pending {
+  x: tf.Tensor2D;
+  round: number;
+  step: number;
+  shape: number[];
+}
+
+export class DeviceSide {
+  readonly params: ParamSet;
+  readonly #optimizer: Adam;
+  #pending: Pending | null = null;
+
+  constructor(readonly config: ModelConfig, initial: Float32Array, readonly options: SideOptions) {
+    const layout = deviceLayout(config);
+    assertFlatParams(initial, layout, `${options.name}: initial device parameters`);
+    this.params = new ParamSet(layout, initial);
+    this.#optimizer = new Adam(this.params, { learningRate: options.learningRate });
+  }
+
+  /** Device forward: returns the message for the edge (activations + labels frames). */
+  forward(batch: Batch, round: number, step: number): Uint8Array {
+    if (this.#pending) throw new Error(`${this.options.name}: forward called before the previous backward`);
+    const { features, rows } = batch;
+    if (rows < 1 || features.length !== rows * this.config.features || batch.labels.length !== rows) {
+      throw new Error(`${this.options.name}: batch of ${features.length} values / ${batch.labels.length} labels for ${rows} x ${this.config.features}`);
+    }
+    const x = tf.tensor2d(features, [rows, this.config.features]);
+    const smashed = tf.tidy(() => deviceForward(this.config, this.params.tensors, x));
+    const data = smashed.dataSync() as Float32Array;
+    const shape = smashed.shape;
+    smashed.dispose();
+    this.#pending = { x, round, step, shape };
+    try {
+      return encodeMessage([
+        { kind: "activations", round, step, shape, dtype: "float32", data },
+        { kind: "labels", round, step, shape: [rows], dtype: "int32", data: batch.labels },
+      ]);
+    } catch (error) {
+      this.#dropPending();
+      throw new Error(`${this.options.name}: device forward produced bad activations: ${(error as Error).message}`);
+    }
+  }
+
+  /** Gradients of the device parameters for the pending batch, given the edge's reply. */
+  gradients(reply: Uint8Array): tf.Tensor[] {
+    const pending = this.#pending;
+    if (!pending) throw new Error(`${this.options.name}: backward without a pending forward`);
+    this.#pending = null;
+    try {
+      const where = `${this.options.name}: gradient reply`;
+      const frame = expectFrame(decodeMessage(reply, where), "gradients", {
+        round: pending.round,
+        step: pending.step,
+        rank: 3,
+        dtype: "float32",
+      }, where);
+      if (frame.shape.join() !== pending.shape.join()) {
+        throw new Error(`${where}: shape [${frame.shape}], activations were [${pending.shape}]`);
+      }
+      const dy = tf.tensor3d(frame.data as Float32Array, pending.shape as [number, number, number]);
+      try {
+        // Recomputing the small conv forward under the tape is cheaper than keeping a tape alive
+        // across the network round trip.
+        const { value, grads } = tf.engine().gradients(
+          () => deviceForward(this.config, this.params.tensors, pending.x),
+          this.params.tensors,
+          dy,
+        );
+        value.dispose();
+        return grads;
+      } finally {
+        dy.dispose();
+      }
+    } finally {
+      pending.x.dispose();
+    }
+  }
+
+  /** Device backward: applies the gradient that came back from the edge. */
+  backward(reply: Uint8Array): void {
+    const grads = this.gradients(reply);
+    try {
+      this.#optimizer.apply(grads, `${this.options.name}: device update`);
+    } finally {
+      tf.dispose(grads);
+    }
+  }
+
+  #dropPending() {
+    this.#pending?.x.dispose();
+    this.#pending = null;
+  }
+
+  read(): Float32Array {
+    return this.params.read();
+  }
+
+  dispose(): void {
+    this.#dropPending();
+    this.#optimizer.dispose();
+    this.params.dispose();
+  }
+}
+
+export interface EdgeStepResult {
+  /** The message for the device: gradients of its activations. */
+  reply: Uint8Array;
+  loss: number;
+  rows: number;
+}
+
+export class EdgeSide {
+  readonly params: ParamSet;
+  readonly #optimizer: Adam;
+
+  constructor(readonly config: ModelConfig, initial: Float32Array, readonly options: SideOptions) {
+    const layout = edgeLayout(config);
+    assertFlatParams(initial, layout, `${options.name}: initial edge parameters`);
+    this.params = new ParamSet(layout, initial);
+    this.#optimizer = new Adam(this.params, { learningRate: options.learningRate });
+  }
+
+  /** Forward + loss + backward for one device message, without updating the weights. The
+   * caller owns (and must dispose) `grads`: edge parameter gradients in layout order. */
+  gradients(message: Uint8Array, where: string): EdgeStepResult & { grads: tf.Tensor[] } {
+    const frames = decodeMessage(message, where);
+    const first = frames[0];
+    const activations = expectFrame(frames, "activations", { round: first.round, step: first.step, rank: 3, dtype: "float32" }, where);
+    const labels = expectFrame(frames, "labels", { round: first.round, step: first.step, rank: 1, dtype: "int32" }, where);
+    const [rows, steps, channels] = activations.shape;
+    if (steps !== smashedSteps(this.config) || channels !== this.config.convFilters) {
+      throw new Error(
+        `${where}: activations [${activations.shape}], edge model expects [batch, ${smashedSteps(this.config)}, ${this.config.convFilters}]`,
+      );
+    }
+    if (labels.shape[0] !== rows) throw new Error(`${where}: ${labels.shape[0]} labels for ${rows} activation rows`);
+    const labelCount = this.config.classes === 2 ? 2 : this.config.classes;
+    for (let i = 0; i < rows; i++) {
+      const y = labels.data[i];
+      if (!(y >= 0 && y < labelCount)) throw new Error(`${where}: label ${y} at row ${i} outside 0..${labelCount - 1}`);
+    }
+    const smashed = tf.tensor3d(activations.data as Float32Array, [rows, steps, channels]);
+    const y = tf.tensor1d(labels.data as Int32Array, "int32");
+    try {
+      const { value, grads } = tf.engine().gradients(
+        () => lossFromLogits(this.config, edgeForward(this.config, this.params.tensors, smashed), y),
+        [smashed, ...this.params.tensors],
+      );
+      const loss = value.dataSync()[0];
+      value.dispose();
+      const [dSmashed, ...edgeGrads] = grads;
+      try {
+        if (!Number.isFinite(loss)) throw new Error(`${where}: loss is ${loss}`);
+        assertFiniteTensors(edgeGrads, this.params.layout.entries.map((e) => e.name), `${where}: edge gradient`);
+        const reply = encodeMessage([{
+          kind: "gradients",
+          round: first.round,
+          step: first.step,
+          shape: dSmashed.shape,
+          dtype: "float32",
+          data: dSmashed.dataSync() as Float32Array,
+        }]);
+        return { reply, loss, rows, grads: edgeGrads };
+      } catch (error) {
+        tf.dispose(edgeGrads);
+        throw error;
+      } finally {
+        dSmashed.dispose();
+      }
+    } finally {
+      tf.dispose([smashed, y]);
+    }
+  }
+
+  /** One edge training step: forward, loss, backward, update; returns the device's reply. */
+  step(message: Uint8Array, where = this.options.name): EdgeStepResult {
+    const { grads, ...result } = this.gradients(message, where);
+    try {
+      this.#optimizer.apply(grads, `${where}: edge update`);
+    } finally {
+      tf.dispose(grads);
+    }
+    return result;
+  }
+
+  read(): Float32Array {
+    return this.params.read();
+  }
+
+  dispose(): void {
+    this.#optimizer.dispose();
+    this.params.dispose();
+  }
+}

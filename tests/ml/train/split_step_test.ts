@@ -1,0 +1,106 @@
+// The split step over the wire computes exactly the gradients of the unsplit model.
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { defaultModelConfig, type ModelConfig } from "../../../ml/model/config.ts";
+import { deriveSeed } from "../../../ml/model/random.ts";
+import { deviceLayout, edgeLayout, initParams } from "../../../ml/model/split_model.ts";
+import { checkMatrixForModel, shuffledBatches } from "../../../ml/train/batches.ts";
+import { FullModelTrainer } from "../../../ml/train/local.ts";
+import { DeviceSide, EdgeSide } from "../../../ml/train/split_step.ts";
+import { decodeMessage } from "../../../ml/wire/frame.ts";
+import { makeFixture, maxAbsDiff, tfForTests } from "../fixtures.ts";
+
+await tfForTests();
+
+function flatten(tensors: tf.Tensor[]): Float32Array {
+  const parts = tensors.map((t) => t.dataSync() as Float32Array);
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const cases: [string, ModelConfig][] = [
+  ["default BiLSTM, binary", defaultModelConfig(12)],
+  ["2 conv layers, LSTM, 4 classes, no dense", { ...defaultModelConfig(16, 4), convLayers: 2, convFilters: 8, lstmUnits: 6, bidirectional: false, denseUnits: 0 }],
+];
+
+for (const [name, config] of cases) {
+  Deno.test(`split step gradients equal unsplit gradients (${name})`, () => {
+    const data = makeFixture({ rows: 40, features: config.features, classes: config.classes, seed: 11 });
+    const labels = checkMatrixForModel(config, data, "fixture");
+    const batch = shuffledBatches(data, labels, 32, 5).next().value!;
+    const device0 = initParams(deviceLayout(config), deriveSeed(3, 1));
+    const edge0 = initParams(edgeLayout(config), deriveSeed(3, 2));
+    const before = tf.memory().numTensors;
+
+    const device = new DeviceSide(config, device0, { learningRate: 1e-3, name: "device 0" });
+    const edge = new EdgeSide(config, edge0, { learningRate: 1e-3, name: "edge" });
+    const message = device.forward(batch, 0, 0);
+    const stepped = edge.gradients(message, "edge");
+    assert.equal(decodeMessage(stepped.reply, "t")[0].kind, "gradients");
+    const deviceGrads = device.gradients(stepped.reply);
+    const split = { device: flatten(deviceGrads), edge: flatten(stepped.grads), loss: stepped.loss };
+    tf.dispose([...deviceGrads, ...stepped.grads]);
+
+    const full = new FullModelTrainer(config, device0, edge0, 1e-3, "unsplit");
+    const g = full.gradients(batch);
+    const unsplit = { device: flatten(g.device), edge: flatten(g.edge), loss: g.loss };
+    tf.dispose([...g.device, ...g.edge]);
+
+    assert.ok(Math.abs(split.loss - unsplit.loss) <= 1e-6, `loss ${split.loss} vs ${unsplit.loss}`);
+    const dDevice = maxAbsDiff(split.device, unsplit.device);
+    const dEdge = maxAbsDiff(split.edge, unsplit.edge);
+    assert.ok(dDevice <= 1e-5, `device gradients differ by ${dDevice}`);
+    assert.ok(dEdge <= 1e-5, `edge gradients differ by ${dEdge}`);
+    assert.ok(split.device.some((v) => v !== 0), "device gradient is all zero");
+
+    device.dispose();
+    edge.dispose();
+    full.dispose();
+    assert.equal(tf.memory().numTensors, before, "split step leaks tensors");
+  });
+}
+
+Deno.test("a NaN in received activations or gradients never reaches the weights", () => {
+  const config = defaultModelConfig(8);
+  const data = makeFixture({ rows: 16, features: 8, seed: 2 });
+  const batch = shuffledBatches(data, checkMatrixForModel(config, data, "f"), 16, 1).next().value!;
+  const device = new DeviceSide(config, initParams(deviceLayout(config), 1), { learningRate: 1e-3, name: "device 7" });
+  const edge = new EdgeSide(config, initParams(edgeLayout(config), 2), { learningRate: 1e-3, name: "edge" });
+  const edgeBefore = edge.read();
+  const deviceBefore = device.read();
+
+  const message = device.forward(batch, 4, 9);
+  const poisoned = message.slice();
+  new DataView(poisoned.buffer).setFloat32(16 + 12 + 4 * 3, NaN, true);
+  assert.throws(() => edge.step(poisoned, "edge for device 7"), /edge for device 7: frame 0.*non-finite value NaN at element 3/);
+  assert.deepEqual(edge.read(), edgeBefore);
+
+  const { reply } = edge.step(message);
+  const badReply = reply.slice();
+  new DataView(badReply.buffer).setFloat32(16 + 12 + 4 * 10, -Infinity, true);
+  assert.throws(() => device.backward(badReply), /device 7: gradient reply.*non-finite value -Infinity at element 10/);
+  assert.deepEqual(device.read(), deviceBefore);
+
+  // A reply for another step is refused too.
+  device.forward(batch, 4, 10);
+  assert.throws(() => device.backward(reply), /expected round 4 step 10/);
+  device.dispose();
+  edge.dispose();
+});
+
+Deno.test("edge refuses activations whose shape does not fit its model", () => {
+  const config = defaultModelConfig(8);
+  const other = defaultModelConfig(12);
+  const data = makeFixture({ rows: 4, features: 12, seed: 2 });
+  const batch = shuffledBatches(data, checkMatrixForModel(other, data, "f"), 4, 1).next().value!;
+  const device = new DeviceSide(other, initParams(deviceLayout(other), 1), { learningRate: 1e-3, name: "device 1" });
+  const edge = new EdgeSide(config, initParams(edgeLayout(config), 2), { learningRate: 1e-3, name: "edge" });
+  assert.throws(() => edge.step(device.forward(batch, 0, 0), "edge for device 1"), /edge for device 1: activations \[4,6,32\], edge model expects \[batch, 4, 32\]/);
+  device.dispose();
+  edge.dispose();
+});
