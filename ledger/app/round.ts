@@ -520,7 +520,10 @@ export class UpdateLedger {
       updates.filter((u) => u.accepted).map((u) => ({
         deviceId: u.deviceId,
         sampleCount: u.sampleCount,
-        qualityMicro: Math.max(0, Math.min(MICRO, u.scores.cosineMicro)),
+        // A lone update has no direction to compare with: full quality.
+        qualityMicro: u.scores.cosineMicro === null
+          ? MICRO
+          : Math.max(0, Math.min(MICRO, u.scores.cosineMicro)),
       })),
       p.rewardPerRoundCredits,
     );

@@ -2,10 +2,9 @@
 // deltas (update - current global): norm and direction of the step a device proposes, which is
 // what poisoning changes; raw weights are dominated by the shared global model. Every rule
 // compares quantized integers, so a decision is a pure function of ledger integers.
-import { coordinateMedianOf } from "./aggregate.ts";
 import { MICRO } from "./limits.ts";
 import type { UpdateConsensusParams } from "./params.ts";
-import { cosine, l2Norm, medianOfSorted, quantizeMicro, squaredDistance } from "./vector.ts";
+import { l2Norm, medianOfSorted, quantizeMicro, squaredDistance } from "./vector.ts";
 
 export interface EvalMicro {
   readonly lossMicro: number;
@@ -22,8 +21,8 @@ export interface UpdateScores {
   readonly l2NormMicro: number;
   /** ||delta|| / max(median ||delta||, minDeltaNorm). */
   readonly normRatioMicro: number;
-  /** cosine(delta, coordinate-wise median of the round's deltas). */
-  readonly cosineMicro: number;
+  /** cosine(delta, coordinate-wise median of the round's other deltas); null when alone. */
+  readonly cosineMicro: number | null;
   /** min over earlier-submitted j of ||d - d_j|| / max(||d||, ||d_j||); null for the first. */
   readonly cloneDistanceMicro: number | null;
   /** round - baseRound. */
@@ -68,7 +67,7 @@ export function scoreGeometry(
 ): Geometry {
   if (inputs.length === 0) return { medianNormMicro: 0, scores: [] };
   const deltas = inputs.map((u) => u.delta);
-  const median = coordinateMedianOf(deltas);
+  const cosines = leaveOneOutMedianCosines(deltas);
   const norms = deltas.map(l2Norm);
   const medianNorm = medianOfSorted(Float64Array.from(norms).sort());
   const floor = params.minDeltaNormMicro / MICRO;
@@ -84,12 +83,50 @@ export function scoreGeometry(
     return {
       l2NormMicro: quantizeMicro(norms[i]),
       normRatioMicro: quantizeMicro(norms[i] / scale),
-      cosineMicro: quantizeMicro(cosine(u.delta, median)),
+      cosineMicro: cosines[i] === null ? null : quantizeMicro(cosines[i]!),
       cloneDistanceMicro: clone === null ? null : quantizeMicro(clone),
       staleness: round - u.baseRound,
     };
   });
   return { medianNormMicro: quantizeMicro(medianNorm), scores };
+}
+
+/** cosine(d_i, median of the other deltas) for every i. Leaving d_i out matters: with n = 20 an
+ * update's own share of the coordinate-wise median gives pure noise a cosine of ~0.1 to it.
+ * One argsort per coordinate gives every leave-one-out median in O(1) (removing rank r shifts the
+ * middle index by one when r is at or below it), so the cost is that of one median, and the dot
+ * products accumulate coordinate by coordinate in index order. Null for a lone update. */
+export function leaveOneOutMedianCosines(deltas: readonly Float64Array[]): (number | null)[] {
+  const n = deltas.length;
+  if (n < 2) return deltas.map(() => null);
+  const p = deltas[0].length;
+  const dots = new Float64Array(n);
+  const medianSquares = new Float64Array(n);
+  const order = Array.from({ length: n }, (_, i) => i);
+  const rank = new Int32Array(n);
+  const sorted = new Float64Array(n);
+  const m = n - 1; // values left after removing one
+  for (let j = 0; j < p; j++) {
+    order.sort((a, b) => deltas[a][j] - deltas[b][j] || a - b);
+    for (let r = 0; r < n; r++) {
+      rank[order[r]] = r;
+      sorted[r] = deltas[order[r]][j];
+    }
+    // Index k of the remaining list maps to sorted index k (k < r) or k + 1 (k >= r).
+    const at = (k: number, r: number) => sorted[k < r ? k : k + 1];
+    for (let i = 0; i < n; i++) {
+      const r = rank[i];
+      const median = m % 2 === 1 ? at((m - 1) / 2, r) : (at(m / 2 - 1, r) + at(m / 2, r)) / 2;
+      dots[i] += deltas[i][j] * median;
+      medianSquares[i] += median * median;
+    }
+  }
+  return deltas.map((d, i) => {
+    const a = l2Norm(d);
+    const b = Math.sqrt(medianSquares[i]);
+    if (a === 0 || b === 0) return 0;
+    return Math.max(-1, Math.min(1, dots[i] / (a * b)));
+  });
 }
 
 /** The accept rule: every reason that applies, in REJECT_REASONS order; accepted iff empty.
@@ -103,7 +140,9 @@ export function decide(
   if (scores.l2NormMicro <= params.minDeltaNormMicro) reasons.push("zero_delta");
   if (scores.normRatioMicro < params.minNormRatioMicro) reasons.push("norm_too_small");
   if (scores.normRatioMicro > params.maxNormRatioMicro) reasons.push("norm_too_large");
-  if (scores.cosineMicro < params.minCosineMicro) reasons.push("cosine_too_low");
+  if (scores.cosineMicro !== null && scores.cosineMicro < params.minCosineMicro) {
+    reasons.push("cosine_too_low");
+  }
   if (
     scores.cloneDistanceMicro !== null && scores.cloneDistanceMicro <= params.cloneDistanceMaxMicro
   ) {
