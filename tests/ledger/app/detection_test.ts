@@ -229,3 +229,27 @@ Deno.test("detection table", () => {
     } % malicious, ${P} parameters, ${TRIALS} seeded trials per attack\n${rows.join("\n")}`,
   );
 });
+
+Deno.test("no attack, noisier honest updates (noise twice the common step): false-positive rate <= 2 %", () => {
+  let flagged = 0, total = 0;
+  for (let trial = 0; trial < 10; trial++) {
+    const rng = createRng(BASE_SEED + 500 + trial);
+    const global = randomGlobal(rng, P);
+    const direction = randomVector(rng, P, 1);
+    const ids = deviceIds(DEVICES);
+    const ledger = UpdateLedger.fromGenesis(genesisFor(ids, global));
+    ledger.openRound(1, global);
+    for (const id of ids) {
+      const s = submission(id, 1, honestUpdate(rng, global, direction, 2), 50 + rng.int(450));
+      ledger.submitUpdate(s.tx, s.blob);
+    }
+    for (const u of ledger.propose(null).updates) {
+      total++;
+      if (!u.accepted) flagged++;
+    }
+  }
+  assert.ok(
+    flagged / total <= 0.02,
+    `${flagged} of ${total} honest updates flagged (seeds ${BASE_SEED + 500}..)`,
+  );
+});

@@ -365,3 +365,32 @@ Deno.test("evaluateRound calls the injected evaluator and quantizes", async () =
   assert.equal(ev.updates[ids[0]].lossMicro, Number.MAX_SAFE_INTEGER);
   assert.ok(ledger.propose(ev).updates.every((u) => u.reasons.includes("loss_too_high")));
 });
+
+Deno.test("limits: a full round refuses more updates; genesis is checked", () => {
+  const { rng, global, direction, ids, ledger } = setup(9, 3, { updatesPerRoundMax: 2 });
+  const results = ids.map((id) => {
+    const s = submission(id, 1, honestUpdate(rng, global, direction));
+    const r = ledger.submitUpdate(s.tx, s.blob);
+    return r.admitted ? "admitted" : r.reason;
+  });
+  assert.deepEqual(results, ["admitted", "admitted", "round_full"]);
+  const g = genesisFor(ids, global);
+  assert.throws(() => UpdateLedger.fromGenesis({ ...g, devices: [] }), /0 devices/);
+  assert.throws(() => UpdateLedger.fromGenesis({ ...g, devices: ["a", "a"] }), /listed twice/);
+  assert.throws(() => UpdateLedger.fromGenesis({ ...g, devices: ["no spaces"] }), /bad device id/);
+  assert.throws(
+    () => UpdateLedger.fromGenesis({ ...g, initialModelHash: "abc" }),
+    /initialModelHash/,
+  );
+});
+
+Deno.test("a lone update has no direction to compare: judged on norm and evaluation only", () => {
+  const { rng, global, direction, ids, ledger } = setup(10, 1);
+  const s = submission(ids[0], 1, honestUpdate(rng, global, direction));
+  ledger.submitUpdate(s.tx, s.blob);
+  const record = ledger.propose(null);
+  assert.equal(record.updates[0].scores.cosineMicro, null);
+  assert.equal(record.updates[0].accepted, true);
+  assert.equal(record.aggregation.ruleUsed, "trimmed-mean");
+  assert.equal(record.devices[0].creditsEarned, 1_000_000);
+});
