@@ -394,3 +394,27 @@ Deno.test("a lone update has no direction to compare: judged on norm and evaluat
   assert.equal(record.aggregation.ruleUsed, "trimmed-mean");
   assert.equal(record.devices[0].creditsEarned, 1_000_000);
 });
+
+Deno.test("golden: one seeded multi-krum round hashes the same on every engine", () => {
+  // Same values under Bun 1.4.5 (JavaScriptCore) and Deno 2.9.6 (V8). A change here is a change
+  // of the consensus algorithm: every validator must upgrade together.
+  const rng = createRng(42);
+  const g = randomGlobal(rng, 200);
+  const dir = randomVector(rng, 200, 1);
+  const ids = deviceIds(10);
+  const ledger = UpdateLedger.fromGenesis(genesisFor(ids, g, { aggregationRule: "multi-krum" }));
+  ledger.openRound(1, g);
+  for (const id of ids) {
+    const s = submission(id, 1, honestUpdate(rng, g, dir));
+    ledger.submitUpdate(s.tx, s.blob);
+  }
+  const record = ledger.propose(null);
+  assert.equal(
+    record.aggregation.modelHash,
+    "63c0c6ec355accac3aaecffb0c41f75e951c4cf01af43dbcfa5cca58aa4ba489",
+  );
+  assert.equal(
+    record.stateRoot,
+    "fe1ad32572ea4035a5b88285d384c63cad5047313ccad23898a0913fe5d27922",
+  );
+});
