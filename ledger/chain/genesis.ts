@@ -7,6 +7,7 @@ import * as check from "./check.ts";
 import { fail } from "./errors.ts";
 import {
   CHAIN_ID_PATTERN,
+  ENDPOINT_PATTERN,
   type Genesis,
   type GenesisParams,
   LIMITS,
@@ -37,6 +38,8 @@ export function quorumSize(validatorCount: number): number {
 export interface GenesisKeyInput {
   id: string;
   publicKey: Uint8Array;
+  /** Validators only: where peers and clients reach it (hashed into genesis). */
+  endpoint?: string;
 }
 
 export interface CreateGenesisInput {
@@ -53,13 +56,14 @@ export function createGenesis(input: CreateGenesisInput): Genesis {
     id: key.id,
     address: addressOf(key.publicKey),
     public_key: toHex(key.publicKey),
+    ...(key.endpoint === undefined ? {} : { endpoint: key.endpoint }),
   });
   const genesis: Genesis = {
     v: 1,
     chain_id: input.chainId,
     genesis_time_ms: input.genesisTimeMs,
     validators: input.validators.map(entry),
-    participants: (input.participants ?? []).map((key) => ({ ...entry(key), role: key.role })),
+    participants: (input.participants ?? []).map((key) => ({ ...entry({ id: key.id, publicKey: key.publicKey }), role: key.role })),
     params: structuredClone(input.params ?? DEFAULT_PARAMS),
   };
   return validateGenesis(genesis);
@@ -105,7 +109,8 @@ export function validateGenesis(value: unknown): Genesis {
   const seenAddresses = new Set<string>();
   const seenIds = new Set<string>();
   const checkKey = (raw: unknown, path: string, withRole: boolean) => {
-    const e = check.object(raw, path, withRole ? ["id", "address", "public_key", "role"] : ["id", "address", "public_key"]);
+    const e = check.object(raw, path, withRole ? ["id", "address", "public_key", "role"] : ["id", "address", "public_key"], withRole ? [] : ["endpoint"]);
+    if (e.endpoint !== undefined) check.text(e.endpoint, `${path}.endpoint`, ENDPOINT_PATTERN, "an http(s) URL such as http://127.0.0.1:7101");
     check.text(e.id, `${path}.id`, PARTICIPANT_ID_PATTERN, `an id matching ${PARTICIPANT_ID_PATTERN}`);
     const publicKey = check.hex(e.public_key, `${path}.public_key`, 32);
     check.hex(e.address, `${path}.address`, 20);

@@ -22,6 +22,8 @@ export const LIMITS = {
 
 export const CHAIN_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const PARTICIPANT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+/** http(s) origin with an optional path, no credentials, query or fragment. */
+export const ENDPOINT_PATTERN = /^https?:\/\/[A-Za-z0-9.\-\[\]:]{1,255}(\/[A-Za-z0-9._~\/-]{0,255})?$/;
 
 export type Hex = string;
 export type Address = string;
@@ -30,6 +32,8 @@ export interface ValidatorEntry {
   id: string;
   address: Address;
   public_key: Hex;
+  /** Validators only, optional: base URL of its peer/client API, e.g. "http://127.0.0.1:7101". */
+  endpoint?: string;
 }
 
 export type ParticipantRole = "device" | "edge" | "admin";
