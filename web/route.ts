@@ -35,7 +35,7 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   params?: ObjectSchema<P>;
   query?: ObjectSchema<Q>;
   body?: Schema<B>;
-  /** Largest accepted request body; 0 (the default) refuses any body. */
+  /** Largest accepted request body. Routes without `body` refuse any (400, or 413 past 1 KiB). */
   bodyLimitBytes?: number;
   responses: Record<number, ResponseSpec>;
   /** Extra error statuses this route can answer, beyond the ones derived from its inputs. */
@@ -139,9 +139,12 @@ function readQuery(url: string, passThrough: string[]): Record<string, string> {
   return out;
 }
 
+const STRAY_BODY_LIMIT = 1024;
+
 async function refuseBody(req: Request, spec: RouteSpec): Promise<undefined> {
   if (!req.body) return undefined;
-  const bytes = await readLimited(req, spec.bodyLimitBytes ?? 0);
+  // Read a little, so a stray body is named as such (400) rather than as too large.
+  const bytes = await readLimited(req, spec.bodyLimitBytes ?? STRAY_BODY_LIMIT);
   if (bytes.byteLength > 0) {
     throw new ApiError(400, "unexpected_body", "this route takes no request body");
   }

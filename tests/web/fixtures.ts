@@ -32,7 +32,7 @@ export function rng(seed: number): () => number {
 
 export function hexOf(n: number, len = 64): string {
   let out = "";
-  let x = (n * 2654435761) >>> 0;
+  let x = (n * 2654435761 + 0x9e3779b9) >>> 0;
   while (out.length < len) {
     x = Math.imul(x ^ (x >>> 13), 0x5bd1e995) >>> 0;
     out += x.toString(16).padStart(8, "0");
