@@ -33,13 +33,17 @@ export function assertLabeledMatrix(matrix: LabeledMatrix, where: string): void 
   for (let i = 0; i < matrix.features.length; i++) {
     if (!Number.isFinite(matrix.features[i])) {
       const row = Math.floor(i / columns);
-      throw new Error(`${where}: non-finite value at row ${row}, column ${matrix.featureNames[i % columns]}`);
+      throw new Error(
+        `${where}: non-finite value at row ${row}, column ${matrix.featureNames[i % columns]}`,
+      );
     }
   }
   for (let r = 0; r < matrix.rows; r++) {
     const label = matrix.labels[r];
     if (label < 0 || label >= matrix.classNames.length) {
-      throw new Error(`${where}: label ${label} at row ${r} outside 0..${matrix.classNames.length - 1}`);
+      throw new Error(
+        `${where}: label ${label} at row ${r} outside 0..${matrix.classNames.length - 1}`,
+      );
     }
   }
 }
