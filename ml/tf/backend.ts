@@ -1,7 +1,7 @@
 // Lazy TensorFlow.js initialisation. Importing this module loads nothing: `iomt-sfl --help` must
 // start in < 150 ms, and tfjs + the wasm backend take ~100 ms to load. Call initTensorflow() first.
 import type * as TF from "@tensorflow/tfjs";
-import { bridgeKernelToCpu, patchMatMulTranspose, patchSlice } from "./kernels.ts";
+import { patchMatMulTranspose, patchSlice, registerConv2DBackpropFilter } from "./kernels.ts";
 
 export type BackendName = "wasm" | "cpu";
 
@@ -60,8 +60,8 @@ async function load(backend: BackendName, wasmBinaries?: Record<string, Uint8Arr
     if (wasmBinaries) serveEmbeddedWasm(tf, wasm, wasmBinaries);
     if (!(await tf.setBackend("wasm"))) throw new Error("tfjs wasm backend failed to initialise");
     simd = Boolean(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"));
-    bridgeKernelToCpu(tf, "Conv2DBackpropFilter");
-    patches.push("Conv2DBackpropFilter->cpu");
+    registerConv2DBackpropFilter(tf);
+    patches.push("Conv2DBackpropFilter");
     patchMatMulTranspose(tf);
     patches.push("matMul-transpose");
     patchSlice(tf);

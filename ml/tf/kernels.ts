@@ -78,6 +78,72 @@ export function bridgeKernelToCpu(tf: Tf, name: string): void {
   });
 }
 
+/** Conv2DBackpropFilter for wasm, which lacks it (the device CNN's weight gradient). Direct loops
+ * over the heap: the cpu kernel bridged through copies took ~500 ms for a [256, 44] batch; this
+ * takes a few ms. NHWC only (what tf.conv1d/conv2d produce). */
+export function registerConv2DBackpropFilter(tf: Tf): void {
+  if (tf.getKernel("Conv2DBackpropFilter", "wasm")) return;
+  tf.registerKernel({
+    kernelName: "Conv2DBackpropFilter",
+    backendName: "wasm",
+    kernelFunc: (({ inputs, backend, attrs }: KernelArgs) => {
+      const { x, dy } = inputs;
+      const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as {
+        strides: [number, number] | number;
+        pad: "valid" | "same" | number;
+        dataFormat: "NHWC" | "NCHW";
+        dimRoundingMode?: "floor" | "round" | "ceil";
+        filterShape: [number, number, number, number];
+      };
+      if (dataFormat !== "NHWC") throw new Error(`Conv2DBackpropFilter on wasm: ${dataFormat} is not supported`);
+      const info = tf.backend_util.computeConv2DInfo(
+        x.shape as [number, number, number, number],
+        filterShape,
+        strides,
+        1,
+        pad,
+        dimRoundingMode,
+        false,
+        "channelsLast",
+      );
+      const out = backend.makeOutput(filterShape, "float32");
+      // Views after makeOutput: it may grow (and so detach) the heap.
+      const xv = backend.typedArrayFromHeap(x) as Float32Array;
+      const dyv = backend.typedArrayFromHeap(dy) as Float32Array;
+      const dw = backend.typedArrayFromHeap(out) as Float32Array;
+      dw.fill(0);
+      const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+      const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+      const top = info.padInfo.top;
+      const left = info.padInfo.left;
+      for (let b = 0; b < batchSize; b++) {
+        for (let yr = 0; yr < outHeight; yr++) {
+          for (let yc = 0; yc < outWidth; yc++) {
+            const dyOffset = ((b * outHeight + yr) * outWidth + yc) * outChannels;
+            for (let fr = 0; fr < filterHeight; fr++) {
+              const xr = yr * strideHeight + fr * dilationHeight - top;
+              if (xr < 0 || xr >= inHeight) continue;
+              for (let fc = 0; fc < filterWidth; fc++) {
+                const xc = yc * strideWidth + fc * dilationWidth - left;
+                if (xc < 0 || xc >= inWidth) continue;
+                const xOffset = ((b * inHeight + xr) * inWidth + xc) * inChannels;
+                const wOffset = (fr * filterWidth + fc) * inChannels * outChannels;
+                for (let d1 = 0; d1 < inChannels; d1++) {
+                  const xval = xv[xOffset + d1];
+                  if (xval === 0) continue;
+                  const w = wOffset + d1 * outChannels;
+                  for (let d2 = 0; d2 < outChannels; d2++) dw[w + d2] += xval * dyv[dyOffset + d2];
+                }
+              }
+            }
+          }
+        }
+      }
+      return out;
+    }) as unknown as TF.KernelFunc,
+  });
+}
+
 /** wasm BatchMatMul/_FusedMatMul leave XNNPACK when transposeA/B is set (20x slower), and every
  * matMul gradient sets one: transpose explicitly with the fast Transpose kernel first. */
 export function patchMatMulTranspose(tf: Tf): void {

@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""PyTorch reference for bench/train.ts: the same split CNN-BiLSTM and the same split step
+(device forward -> detached activations -> edge forward/backward -> activation gradient ->
+device backward), timed the same way. Prints one JSON line.
+
+Run with Debian's python (apt-get install python3-torch): /usr/bin/python3 bench/torch_reference.py
+"""
+import argparse
+import json
+import resource
+import time
+
+import torch
+import torch.nn as nn
+
+p = argparse.ArgumentParser()
+p.add_argument("--features", type=int, default=44)
+p.add_argument("--filters", type=int, default=32)
+p.add_argument("--kernel", type=int, default=3)
+p.add_argument("--units", type=int, default=64)
+p.add_argument("--dense", type=int, default=32)
+p.add_argument("--unidirectional", action="store_true")
+p.add_argument("--threads", type=int, default=1)
+p.add_argument("--batches", default="64,256,1024")
+p.add_argument("--min-seconds", type=float, default=1.0)
+p.add_argument("--runs", type=int, default=3)
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+bidirectional = not a.unidirectional
+
+
+class Device(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.conv = nn.Conv1d(1, a.filters, a.kernel, padding=a.kernel // 2)
+        s.pool = nn.MaxPool1d(2)
+
+    def forward(s, x):  # x [B, F] -> [B, F//2, filters]
+        return s.pool(torch.relu(s.conv(x.unsqueeze(1)))).transpose(1, 2)
+
+
+class Edge(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.lstm = nn.LSTM(a.filters, a.units, batch_first=True, bidirectional=bidirectional)
+        out = a.units * (2 if bidirectional else 1)
+        s.d1 = nn.Linear(out, a.dense)
+        s.d2 = nn.Linear(a.dense, 1)
+
+    def forward(s, z):
+        _, (h, _) = s.lstm(z)  # h [directions, B, units]
+        h = torch.cat([h[0], h[1]], 1) if bidirectional else h[0]
+        return s.d2(torch.relu(s.d1(h)))
+
+
+dev, edge = Device(), Edge()
+dopt = torch.optim.Adam(dev.parameters(), 1e-3)
+eopt = torch.optim.Adam(edge.parameters(), 1e-3)
+lossf = nn.BCEWithLogitsLoss()
+
+
+def step(x, y):
+    s = dev(x)
+    sent = s.detach().requires_grad_()  # smashed activations "sent" to the edge
+    loss = lossf(edge(sent), y)
+    eopt.zero_grad()
+    loss.backward()
+    eopt.step()
+    dopt.zero_grad()
+    s.backward(sent.grad)  # activation gradient "sent back"
+    dopt.step()
+    return loss.item()
+
+
+def infer(x):
+    with torch.no_grad():
+        return torch.sigmoid(edge(dev(x))).numpy()
+
+
+def rate(fn, batch):
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        el = time.perf_counter() - t0
+        if n >= 2 and el >= a.min_seconds:
+            return n * batch / el
+
+
+res = []
+for B in [int(b) for b in a.batches.split(",")]:
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(B, a.features, generator=g)
+    y = (x[:, :5].sum(1, keepdim=True) > 0).float()
+    step(x, y)
+    step(x, y)
+    train = sorted(rate(lambda: step(x, y), B) for _ in range(a.runs))
+    inf = sorted(rate(lambda: infer(x), B) for _ in range(a.runs))
+    res.append(dict(batch=B, train=train[len(train) // 2], infer=inf[len(inf) // 2], trainRuns=train))
+print(json.dumps(dict(runtime="torch " + torch.__version__, threads=torch.get_num_threads(),
+                      peakRssMB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, results=res)))

@@ -1,0 +1,192 @@
+// deno task bench train (or: deno run -A bench/train.ts [--quick]): samples/s of the split
+// learning step (device forward -> frames -> edge forward/backward -> frames -> device backward)
+// and of inference, for the default model, next to PyTorch running the same model and step on the
+// same machine in the same run (Debian python3-torch, best of 1 and 2 threads).
+import { execFile } from "node:child_process";
+import os from "node:os";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { initTensorflow } from "../ml/tf/backend.ts";
+import { median } from "./stats.ts";
+
+export interface TrainBenchOptions {
+  batches: number[];
+  /** Each timed run lasts at least this long. */
+  minSeconds: number;
+  runs: number;
+  features: number;
+  bidirectional: boolean;
+  /** Python with torch; Debian's, not a pyenv one first on PATH. Empty = skip PyTorch. */
+  python: string;
+  torchThreads: number[];
+}
+
+export interface TrainBenchRow {
+  batch: number;
+  tfjsTrain: number;
+  tfjsTrainRuns: number[];
+  tfjsInfer: number;
+  torchTrain?: number;
+  torchTrainThreads?: number;
+  torchInfer?: number;
+}
+
+export interface TrainBenchResult {
+  rows: TrainBenchRow[];
+  runtime: string;
+  backend: string;
+  loadBefore: number[];
+  loadAfter: number[];
+  tfjsPeakRssMB: number;
+  torch: { threads: number; peakRssMB: number; version: string }[];
+  model: string;
+  table: string;
+}
+
+const DEFAULTS: TrainBenchOptions = {
+  batches: [64, 256, 1024],
+  minSeconds: 1.5,
+  runs: 3,
+  features: 44,
+  bidirectional: true,
+  python: "/usr/bin/python3",
+  torchThreads: [1, 2],
+};
+
+function runtimeName(): string {
+  const g = globalThis as { Deno?: { version: { deno: string } }; Bun?: { version: string } };
+  if (g.Bun) return `bun ${g.Bun.version}`;
+  if (g.Deno) return `deno ${g.Deno.version.deno}`;
+  return `node ${process.versions.node}`;
+}
+
+function samplesPerSecond(fn: () => void, batch: number, minSeconds: number): number {
+  let n = 0;
+  const t0 = performance.now();
+  let elapsed = 0;
+  while (n < 2 || elapsed < minSeconds * 1000) {
+    fn();
+    n++;
+    elapsed = performance.now() - t0;
+  }
+  return (n * batch) / (elapsed / 1000);
+}
+
+interface TorchOutput {
+  runtime: string;
+  threads: number;
+  peakRssMB: number;
+  results: { batch: number; train: number; infer: number }[];
+}
+
+function runTorch(o: TrainBenchOptions, threads: number): Promise<TorchOutput> {
+  const script = fileURLToPath(new URL("./torch_reference.py", import.meta.url));
+  const args = [
+    script,
+    `--features=${o.features}`,
+    `--threads=${threads}`,
+    `--batches=${o.batches.join(",")}`,
+    `--min-seconds=${o.minSeconds}`,
+    `--runs=${o.runs}`,
+    ...(o.bidirectional ? [] : ["--unidirectional"]),
+  ];
+  return new Promise((resolve, reject) => {
+    execFile(o.python, args, { maxBuffer: 1 << 20, timeout: 600_000 }, (error, stdout, stderr) => {
+      if (error) return reject(new Error(`PyTorch reference failed: ${error.message}\n${stderr}`));
+      resolve(JSON.parse(stdout.trim().split("\n").pop()!) as TorchOutput);
+    });
+  });
+}
+
+export async function benchTrain(overrides: Partial<TrainBenchOptions> = {}): Promise<TrainBenchResult> {
+  const o = { ...DEFAULTS, ...overrides };
+  const loadBefore = os.loadavg();
+  const { info } = await initTensorflow({ backend: "wasm" });
+  const { defaultModelConfig } = await import("../ml/model/config.ts");
+  const { deviceLayout, edgeLayout, initParams, describeModel } = await import("../ml/model/split_model.ts");
+  const { DeviceSide, EdgeSide } = await import("../ml/train/split_step.ts");
+  const { Predictor } = await import("../ml/train/evaluate.ts");
+  const { prng } = await import("../ml/model/random.ts");
+  const { residentMemoryMB } = await import("../ml/train/memory.ts");
+
+  const config = { ...defaultModelConfig(o.features), bidirectional: o.bidirectional };
+  const device0 = initParams(deviceLayout(config), 1);
+  const edge0 = initParams(edgeLayout(config), 2);
+  const rows: TrainBenchRow[] = [];
+  for (const batchRows of o.batches) {
+    const random = prng(7);
+    const features = Float32Array.from({ length: batchRows * o.features }, () => random() * 2 - 1);
+    const labels = Int32Array.from({ length: batchRows }, (_, r) => (features[r * o.features] > 0 ? 1 : 0));
+    const batch = { features, labels, rows: batchRows };
+    const device = new DeviceSide(config, device0, { learningRate: 1e-3, name: "bench device" });
+    const edge = new EdgeSide(config, edge0, { learningRate: 1e-3, name: "bench edge" });
+    let step = 0;
+    const splitStep = () => {
+      const message = device.forward(batch, 0, step++);
+      device.backward(edge.step(message).reply);
+    };
+    splitStep(); // warm-up: kernel setup, heap growth
+    splitStep();
+    const trainRuns = Array.from({ length: o.runs }, () => samplesPerSecond(splitStep, batchRows, o.minSeconds));
+    device.dispose();
+    edge.dispose();
+    const predictor = new Predictor(config, device0, edge0);
+    predictor.probabilities(features, batchRows);
+    const inferRuns = Array.from({ length: o.runs }, () =>
+      samplesPerSecond(() => predictor.probabilities(features, batchRows), batchRows, o.minSeconds));
+    predictor.dispose();
+    rows.push({ batch: batchRows, tfjsTrain: median(trainRuns), tfjsTrainRuns: trainRuns, tfjsInfer: median(inferRuns) });
+  }
+  const tfjsPeakRssMB = residentMemoryMB().peakRssMB;
+
+  const torch: TrainBenchResult["torch"] = [];
+  if (o.python) {
+    for (const threads of o.torchThreads) {
+      const out = await runTorch(o, threads);
+      torch.push({ threads, peakRssMB: out.peakRssMB, version: out.runtime });
+      for (const r of out.results) {
+        const row = rows.find((x) => x.batch === r.batch)!;
+        if (row.torchTrain === undefined || r.train > row.torchTrain) {
+          row.torchTrain = r.train;
+          row.torchTrainThreads = threads;
+        }
+        row.torchInfer = Math.max(row.torchInfer ?? 0, r.infer);
+      }
+    }
+  }
+  const loadAfter = os.loadavg();
+  const fmt = (v?: number) => (v === undefined ? "—" : Math.round(v).toLocaleString("en-US"));
+  const ratio = (a: number, b?: number) => (b ? `${(a / b).toFixed(2)}x` : "—");
+  const lines = [
+    `| batch | tfjs split step (samples/s, median of ${o.runs}) | PyTorch split step (best of ${o.torchThreads.join("/")} threads) | ratio | tfjs inference | PyTorch inference | ratio |`,
+    "|---|---|---|---|---|---|---|",
+    ...rows.map((r) =>
+      `| ${r.batch} | ${fmt(r.tfjsTrain)} (${r.tfjsTrainRuns.map(fmt).join(", ")}) | ${fmt(r.torchTrain)}${r.torchTrainThreads ? ` (${r.torchTrainThreads}t)` : ""} | ${ratio(r.tfjsTrain, r.torchTrain)} | ${fmt(r.tfjsInfer)} | ${fmt(r.torchInfer)} | ${ratio(r.tfjsInfer, r.torchInfer)} |`
+    ),
+  ];
+  const machine = `${os.cpus()[0]?.model ?? "cpu"}, ${os.cpus().length} cores`;
+  const footer = `${runtimeName()}, tfjs ${info.backend}${info.simd ? "+SIMD" : ""} (${info.patches.join(", ")}); ` +
+    `${torch[0]?.version ?? "PyTorch skipped"}; ${machine}; load average before ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, ` +
+    `after ${loadAfter.map((l) => l.toFixed(2)).join(" ")}; peak RSS tfjs ${tfjsPeakRssMB} MB` +
+    (torch.length ? `, PyTorch ${torch.map((t) => `${t.peakRssMB} MB (${t.threads}t)`).join(", ")}` : "");
+  const table = [...lines, "", footer].join("\n");
+  return {
+    rows,
+    runtime: runtimeName(),
+    backend: info.backend,
+    loadBefore,
+    loadAfter,
+    tfjsPeakRssMB,
+    torch,
+    model: describeModel(config),
+    table,
+  };
+}
+
+if ((import.meta as { main?: boolean }).main) {
+  const quick = process.argv.includes("--quick");
+  const result = await benchTrain(quick ? { batches: [256], minSeconds: 0.5, runs: 1, torchThreads: [1] } : {});
+  console.log(result.model);
+  console.log();
+  console.log(result.table);
+}
