@@ -5,7 +5,9 @@ import { customType, integer, primaryKey, sqliteTable, text } from "drizzle-orm/
 /** BLOB as Uint8Array (libSQL returns ArrayBuffer; drizzle's "buffer" mode would need node Buffer). */
 const bytes = customType<{ data: Uint8Array; driverData: ArrayBuffer | Uint8Array }>({
   dataType: () => "blob",
-  fromDriver: (value) => (value instanceof Uint8Array ? value : new Uint8Array(value)),
+  // A view, not a copy: drizzle may hand back a node Buffer; callers get a plain Uint8Array.
+  fromDriver: (value) =>
+    value instanceof Uint8Array ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : new Uint8Array(value),
   toDriver: (value) => value,
 });
 

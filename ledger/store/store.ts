@@ -426,7 +426,7 @@ export class LedgerStore {
   // ------------------------------------------------------------------ protocol state (PBFT)
 
   /** Atomically upserts state keys, appends log entries and prunes the log. */
-  persistProtocol(batch: ProtocolBatch): Promise<void> {
+  async persistProtocol(batch: ProtocolBatch): Promise<void> {
     const now = Date.now();
     const items: BatchItem<"sqlite">[] = [];
     const state = Object.entries(batch.state ?? {});
@@ -454,8 +454,8 @@ export class LedgerStore {
       if (!Number.isSafeInteger(batch.pruneBelowSeq)) throw new Error("pruneBelowSeq must be an integer");
       items.push(this.#db.delete(schema.protocolLog).where(lt(schema.protocolLog.seq, batch.pruneBelowSeq)));
     }
-    if (items.length === 0) return Promise.resolve();
-    return this.#exclusive(async () => {
+    if (items.length === 0) return;
+    await this.#exclusive(async () => {
       await this.#db.batch(items as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
     });
   }
@@ -481,9 +481,9 @@ export class LedgerStore {
   }
 
   /** Deletes log entries with seq < belowSeq; returns how many. */
-  pruneProtocolLog(belowSeq: number): Promise<number> {
+  async pruneProtocolLog(belowSeq: number): Promise<number> {
     if (!Number.isSafeInteger(belowSeq)) throw new Error("belowSeq must be an integer");
-    return this.#exclusive(async () => {
+    return await this.#exclusive(async () => {
       const result = await this.#db.delete(schema.protocolLog).where(lt(schema.protocolLog.seq, belowSeq));
       return result.rowsAffected;
     });
