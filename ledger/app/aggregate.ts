@@ -4,7 +4,7 @@
 // turns that into the documented fallback (coordinate-wise median).
 import type { AggregationRule } from "./params.ts";
 import { MICRO } from "./limits.ts";
-import { medianOfSorted, squaredDistance } from "./vector.ts";
+import { medianOfSorted, sortColumn, squaredDistance } from "./vector.ts";
 
 export interface AggregationInput {
   readonly deviceId: string;
@@ -97,7 +97,7 @@ export function coordinateMedianOf(deltas: readonly Float64Array[]): Float64Arra
   const column = new Float64Array(deltas.length);
   for (let j = 0; j < out.length; j++) {
     for (let i = 0; i < deltas.length; i++) column[i] = deltas[i][j];
-    column.sort();
+    sortColumn(column);
     out[j] = medianOfSorted(column);
   }
   return out;
@@ -123,7 +123,7 @@ export function trimmedMean(
   const column = new Float64Array(n);
   for (let j = 0; j < out.length; j++) {
     for (let i = 0; i < n; i++) column[i] = sorted[i].delta[j];
-    column.sort();
+    sortColumn(column);
     let sum = 0;
     for (let i = k; i < n - k; i++) sum += column[i];
     out[j] = sum / kept;

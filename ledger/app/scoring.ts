@@ -102,16 +102,13 @@ export function leaveOneOutMedianCosines(deltas: readonly Float64Array[]): (numb
   const p = deltas[0].length;
   const dots = new Float64Array(n);
   const medianSquares = new Float64Array(n);
-  const order = Array.from({ length: n }, (_, i) => i);
+  const order = new Int32Array(n);
   const rank = new Int32Array(n);
   const sorted = new Float64Array(n);
   const m = n - 1; // values left after removing one
   for (let j = 0; j < p; j++) {
-    order.sort((a, b) => deltas[a][j] - deltas[b][j] || a - b);
-    for (let r = 0; r < n; r++) {
-      rank[order[r]] = r;
-      sorted[r] = deltas[order[r]][j];
-    }
+    argsortColumn(deltas, j, order, sorted);
+    for (let r = 0; r < n; r++) rank[order[r]] = r;
     // Index k of the remaining list maps to sorted index k (k < r) or k + 1 (k >= r).
     const at = (k: number, r: number) => sorted[k < r ? k : k + 1];
     for (let i = 0; i < n; i++) {
@@ -127,6 +124,39 @@ export function leaveOneOutMedianCosines(deltas: readonly Float64Array[]): (numb
     if (a === 0 || b === 0) return 0;
     return Math.max(-1, Math.min(1, dots[i] / (a * b)));
   });
+}
+
+/** Indices of column j sorted by value, ties by index (a total order, so any correct sort gives
+ * the same answer); insertion sort for the small n of a round, the built-in sort above that. */
+function argsortColumn(
+  deltas: readonly Float64Array[],
+  j: number,
+  order: Int32Array,
+  sorted: Float64Array,
+): void {
+  const n = deltas.length;
+  if (n > 48) {
+    const idx = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
+      deltas[a][j] - deltas[b][j] || a - b
+    );
+    for (let r = 0; r < n; r++) {
+      order[r] = idx[r];
+      sorted[r] = deltas[idx[r]][j];
+    }
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const v = deltas[i][j];
+    let k = i - 1;
+    // Stable: equal values keep index order because i arrives in index order.
+    while (k >= 0 && sorted[k] > v) {
+      sorted[k + 1] = sorted[k];
+      order[k + 1] = order[k];
+      k--;
+    }
+    sorted[k + 1] = v;
+    order[k + 1] = i;
+  }
 }
 
 /** The accept rule: every reason that applies, in REJECT_REASONS order; accepted iff empty.

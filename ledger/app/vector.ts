@@ -40,6 +40,24 @@ export function cosine(a: Float64Array, b: Float64Array): number {
   return Math.max(-1, Math.min(1, c));
 }
 
+/** Sorts ascending in place exactly as Float64Array.prototype.sort does (-0 before +0), with an
+ * insertion sort for the short columns of a round: a native sort call per coordinate costs more
+ * than the sort. */
+export function sortColumn(column: Float64Array): Float64Array {
+  const n = column.length;
+  if (n > 48) return column.sort();
+  for (let i = 1; i < n; i++) {
+    const v = column[i];
+    let k = i - 1;
+    while (k >= 0 && (column[k] > v || (column[k] === v && v === 0 && 1 / column[k] > 1 / v))) {
+      column[k + 1] = column[k];
+      k--;
+    }
+    column[k + 1] = v;
+  }
+  return column;
+}
+
 /** Median of a list already sorted ascending; mean of the two middle values when even. */
 export function medianOfSorted(sorted: ArrayLike<number>): number {
   const n = sorted.length;

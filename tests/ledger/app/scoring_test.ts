@@ -9,6 +9,7 @@ import {
   quantizeEvaluation,
   quantizeMicro,
   scoreGeometry,
+  sortColumn,
   type UpdateScores,
 } from "../../../ledger/app/mod.ts";
 
@@ -102,4 +103,19 @@ Deno.test("quantization: micro-units, no -0, clamps, evaluation sanitized", () =
     lossMicro: 250_000,
     accuracyMicro: 0,
   });
+});
+
+Deno.test("sortColumn orders exactly like Float64Array.prototype.sort, signed zeros included", () => {
+  const rng = createRng(12);
+  for (const n of [0, 1, 2, 5, 17, 48, 49, 100]) {
+    for (let t = 0; t < 20; t++) {
+      const column = Float64Array.from(
+        { length: n },
+        () => [0, -0, 1, -1, rng.normal()][rng.int(5)],
+      );
+      const expected = Float64Array.from(column).sort();
+      const actual = sortColumn(Float64Array.from(column));
+      assert.ok(actual.every((v, i) => Object.is(v, expected[i])), `n = ${n}`);
+    }
+  }
 });
