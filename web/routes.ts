@@ -391,7 +391,7 @@ export function buildRoutes(view: NodeView, ctx: RouteContext): RouteSpec[] {
         },
       },
       errors: [501, 503],
-      handler: async ({ c }) => {
+      handler: async () => {
         const subscribe = need(view.subscribe, "live events");
         if (sseClients >= ctx.sseClientsMax) {
           return errorResponse(
@@ -417,7 +417,6 @@ export function buildRoutes(view: NodeView, ctx: RouteContext): RouteSpec[] {
             heartbeatMs: ctx.sseHeartbeatMs,
             queueMax: ctx.sseQueueMax,
             onClose,
-            signal: c.req.raw.signal,
           });
         } catch (err) {
           onClose();

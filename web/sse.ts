@@ -9,7 +9,6 @@ export interface SseOptions {
   queueMax: number;
   /** Called once when the stream ends for any reason. */
   onClose(): void;
-  signal?: AbortSignal;
 }
 
 const encoder = new TextEncoder();
@@ -50,10 +49,11 @@ export function eventStream(
     closed = true;
     if (timer !== undefined) clearInterval(timer);
     unsubscribe();
-    options.signal?.removeEventListener("abort", onAbort);
     options.onClose();
   };
-  const onAbort = () => {
+  // A client that goes away cancels the body stream (Deno and Bun both do), which runs cancel();
+  // request.signal is not used because Deno's legacy mode also aborts it on normal completion.
+  const drop = () => {
     close();
     try {
       controller.close();
@@ -62,7 +62,7 @@ export function eventStream(
   const send = (bytes: Uint8Array) => {
     if (closed) return;
     if ((controller.desiredSize ?? 1) <= 0) {
-      onAbort(); // too far behind: drop this client rather than buffer without bound
+      drop(); // too far behind: drop this client rather than buffer without bound
       return;
     }
     controller.enqueue(bytes);
@@ -77,8 +77,6 @@ export function eventStream(
         c.enqueue(encoder.encode("retry: 3000\n\n"));
         c.enqueue(frame(nextId++, "hello", hello));
         timer = setInterval(() => send(encoder.encode(": ping\n\n")), options.heartbeatMs);
-        if (options.signal?.aborted) onAbort();
-        else options.signal?.addEventListener("abort", onAbort);
       },
       cancel() {
         close();

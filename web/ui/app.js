@@ -212,6 +212,28 @@
         cards.push(card("Validators", `${healthy}/${v.validators.length}`, "healthy"));
       }
       $("overview-cards").replaceChildren(...cards);
+      const recent = MODES.flatMap((m) => [...state.rounds[m].values()])
+        .sort((a, b) => b.round - a.round || MODES.indexOf(a.mode) - MODES.indexOf(b.mode))
+        .slice(0, state.rounds.fedavg.size ? 8 : 5);
+      $("recent-table").tBodies[0].replaceChildren(
+        ...(recent.length
+          ? recent.map((x) =>
+            el(
+              "tr",
+              {},
+              el("td", { class: "num" }, String(x.round)),
+              el("td", {}, MODE_NAME[x.mode]),
+              el("td", { class: "num" }, pct(x.metrics.accuracy)),
+              el("td", { class: "num" }, pct(x.metrics.f1)),
+              el("td", { class: "num" }, pct(x.metrics.fpr, 2)),
+              el("td", { class: "num" }, num(x.metrics.loss)),
+              el("td", { class: "num" }, String(x.participants)),
+              el("td", { class: "num" }, String(x.rejectedUpdates)),
+              el("td", {}, x.finishedAt ? timeEl(x.finishedAt) : "running"),
+            )
+          )
+          : [el("tr", {}, el("td", { colspan: 9, class: "muted" }, "No rounds yet."))]),
+      );
     },
 
     charts() {
@@ -227,6 +249,22 @@
           })
         );
         charts[c.key].setData([xs, ...ys]);
+        // The canvas says nothing to a screen reader (or a test): the label carries the numbers.
+        const box = $("chart-" + c.key);
+        const lastOf = (i) => {
+          for (let j = xs.length - 1; j >= 0; j--) {
+            if (ys[i][j] !== null) return `${MODE_NAME[MODES[i]]} ${c.fmt(ys[i][j])}`;
+          }
+          return null;
+        };
+        const latestText = [lastOf(0), lastOf(1)].filter(Boolean).join(", ");
+        box.dataset.rounds = String(xs.length);
+        box.dataset.lastRound = xs.length ? String(xs[xs.length - 1]) : "";
+        box.setAttribute(
+          "aria-label",
+          `${c.title} per round: ${xs.length} rounds` +
+            (xs.length ? `, up to round ${xs[xs.length - 1]}; latest ${latestText}` : ""),
+        );
       }
       const hasFedavg = state.rounds.fedavg.size > 0;
       for (const c of Object.values(charts)) c.setSeries(2, { show: hasFedavg });
@@ -410,10 +448,10 @@
   // ---------- training charts ----------
 
   const CHARTS = [
-    { key: "accuracy", fmt: (v) => pct(v) },
-    { key: "f1", fmt: (v) => pct(v) },
-    { key: "fpr", fmt: (v) => pct(v, 2) },
-    { key: "loss", fmt: (v) => num(v, 3) },
+    { key: "accuracy", title: "Accuracy", fmt: (v) => pct(v) },
+    { key: "f1", title: "Macro F1", fmt: (v) => pct(v) },
+    { key: "fpr", title: "False positive rate", fmt: (v) => pct(v, 2), axis: (v) => pct(v, 1) },
+    { key: "loss", title: "Validation loss", fmt: (v) => num(v, 3) },
   ];
   let charts = null;
 
@@ -425,14 +463,14 @@
     const fa = css.getPropertyValue("--fa").trim();
     for (const c of CHARTS) {
       const box = $("chart-" + c.key);
-      const fmt = (u, v) => (v === null || v === undefined ? "–" : c.fmt(v));
+      const fmt = (_u, v) => (v === null || v === undefined ? "–" : c.fmt(v));
       charts[c.key] = new uPlot(
         {
           width: Math.max(280, box.clientWidth),
           height: 220,
           scales: { x: { time: false } },
           series: [
-            { label: "Round", value: (u, v) => (v === null || v === undefined ? "–" : String(v)) },
+            { label: "Round", value: (_u, v) => (v === null || v === undefined ? "–" : String(v)) },
             {
               label: "SplitFed",
               stroke: sf,
@@ -461,8 +499,8 @@
             {
               stroke: "#4a5567",
               grid: { stroke: "#e6eaf0" },
-              size: 56,
-              values: (u, vals) => vals.map((v) => c.fmt(v)),
+              size: 64,
+              values: (_u, vals) => vals.map((v) => (c.axis || c.fmt)(v)),
             },
           ],
         },
@@ -491,7 +529,7 @@
     let detail = cached && cached.confusion ? cached : null;
     try {
       if (!detail) detail = await api(`/api/v1/rounds/${encodeURIComponent(round)}?mode=${mode}`);
-    } catch (e) {
+    } catch {
       if (seq === cmSeq) {
         $("cm").replaceChildren(
           el("p", { class: "muted" }, `No ${MODE_NAME[mode]} data for round ${round}.`),
@@ -644,7 +682,7 @@
                 {},
                 el("td", {}, t.type),
                 el("td", { class: "mono" }, t.from),
-                el("td", {}, t.summary),
+                el("td", { class: "wrap" }, t.summary),
                 el("td", { class: "mono", title: t.id }, shortHash(t.id)),
               )
             ),
@@ -776,6 +814,7 @@
 
   function logActivity(text) {
     const list = $("activity");
+    list.querySelector(".empty")?.remove();
     const now = new Date();
     list.prepend(
       el(
