@@ -101,3 +101,69 @@ export function pickMalicious(
   }
   return new Set(ids.slice(0, Math.round(fraction * ids.length)));
 }
+
+export interface AttackOptions {
+  /** scale: the boost factor (default 10). sign-flip: the flip factor (default 1). */
+  readonly factor?: number;
+  /** gaussian: per-parameter std; default matches each device's honest step norm (stealthy). */
+  readonly gaussianStd?: number;
+  /** free-rider: noise std added to the global copy (default 0: the exact global back). */
+  readonly freeRiderNoiseStd?: number;
+  /** sybil: relative spread of the copies (default 1e-3). */
+  readonly sybilRelativeNoise?: number;
+}
+
+/** What `run --attack KIND` does to one round: replaces the malicious devices' honest updates
+ * (computed by the trainer) and returns every device's submitted weights. Sybils submit copies of
+ * one poisoned update, the sign-flipped mean of their honest deltas. label-flip is data-level:
+ * the trainer flips labels and this returns the honest updates unchanged. */
+export function attackRound(
+  kind: AttackKind,
+  global: Float32Array,
+  honest: ReadonlyMap<string, Float32Array>,
+  malicious: ReadonlySet<string>,
+  rng: Rng,
+  options: AttackOptions = {},
+): Map<string, Float32Array> {
+  const out = new Map(honest);
+  const bad = [...honest.keys()].filter((id) => malicious.has(id)).sort();
+  if (!isUpdateLevel(kind) || bad.length === 0) return out;
+  if (kind === "sybil") {
+    const mean = new Float32Array(global.length);
+    for (let j = 0; j < mean.length; j++) {
+      let s = 0;
+      for (const id of bad) s += honest.get(id)![j];
+      mean[j] = s / bad.length;
+    }
+    const copies = sybil(
+      global,
+      signFlip(global, mean),
+      bad.length,
+      options.sybilRelativeNoise ?? 1e-3,
+      rng,
+    );
+    bad.forEach((id, i) => out.set(id, copies[i]));
+    return out;
+  }
+  for (const id of bad) {
+    const h = honest.get(id)!;
+    switch (kind) {
+      case "sign-flip":
+        out.set(id, signFlip(global, h, options.factor ?? 1));
+        break;
+      case "scale":
+        out.set(id, scale(global, h, options.factor ?? 10));
+        break;
+      case "gaussian": {
+        let norm = 0;
+        for (let j = 0; j < h.length; j++) norm += (h[j] - global[j]) ** 2;
+        out.set(id, gaussian(global, options.gaussianStd ?? Math.sqrt(norm / h.length), rng));
+        break;
+      }
+      case "free-rider":
+        out.set(id, freeRider(global, rng, options.freeRiderNoiseStd ?? 0));
+        break;
+    }
+  }
+  return out;
+}

@@ -418,3 +418,19 @@ Deno.test("golden: one seeded multi-krum round hashes the same on every engine",
     "fe1ad32572ea4035a5b88285d384c63cad5047313ccad23898a0913fe5d27922",
   );
 });
+
+Deno.test("a null or non-object transaction is refused, not thrown on", () => {
+  const { ledger } = setup(11, 2);
+  for (const tx of [null, undefined, 5, "tx", {}]) {
+    const r = ledger.submitUpdate(tx as never, new Uint8Array(4));
+    assert.equal(r.admitted ? "" : r.reason, "bad_transaction");
+  }
+  const r = ledger.submitUpdate({
+    deviceId: "dev-00",
+    round: 1,
+    baseRound: 1,
+    blobHash: "0".repeat(64),
+    sampleCount: 1,
+  }, null as never);
+  assert.equal(r.admitted ? "" : r.reason, "bad_transaction");
+});

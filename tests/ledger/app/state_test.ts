@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  attackRound,
   canonicalHash,
   canonicalJson,
   checkModelBlob,
@@ -138,4 +139,40 @@ Deno.test("genesis params: limits asserted with the name of the field", () => {
   assert.throws(() => paramsWith({ minCosineMicro: 0.1 }), /minCosineMicro/);
   assert.throws(() => paramsWith({ trimFractionMicro: 500_000 }), /trimFractionMicro/);
   assert.throws(() => paramsWith({ aggregationRule: "mean" as never }), /aggregationRule/);
+});
+
+Deno.test("attackRound: replaces only the malicious devices' updates, deterministically", () => {
+  const g = Float32Array.of(0, 0, 0, 0);
+  const honest = new Map([
+    ["a", Float32Array.of(1, 1, 0, 0)],
+    ["b", Float32Array.of(1, 0, 1, 0)],
+    ["c", Float32Array.of(1, 0, 0, 1)],
+  ]);
+  const bad = new Set(["b", "c"]);
+  const flipped = attackRound("sign-flip", g, honest, bad, createRng(1));
+  assert.deepEqual([...flipped.get("a")!], [1, 1, 0, 0]);
+  assert.deepEqual([...flipped.get("b")!], [-1, 0, -1, 0]);
+  assert.deepEqual([...attackRound("scale", g, honest, bad, createRng(1)).get("c")!], [
+    10,
+    0,
+    0,
+    10,
+  ]);
+  assert.deepEqual([...attackRound("free-rider", g, honest, bad, createRng(1)).get("c")!], [
+    0,
+    0,
+    0,
+    0,
+  ]);
+  assert.equal(attackRound("label-flip", g, honest, bad, createRng(1)).get("b"), honest.get("b"));
+  const sybils = attackRound("sybil", g, honest, bad, createRng(2));
+  for (const id of ["b", "c"]) {
+    for (let j = 0; j < 4; j++) {
+      assert.ok(Math.abs(sybils.get(id)![j] - [-1, 0, -0.5, -0.5][j]) < 0.01);
+    }
+  }
+  assert.deepEqual(
+    attackRound("gaussian", g, honest, bad, createRng(3)),
+    attackRound("gaussian", g, honest, bad, createRng(3)),
+  );
 });
