@@ -239,9 +239,11 @@ export function formatReport(report: DataReport): string {
   );
   out.push("");
   out.push(
-    "leak guard (a column that alone predicts the label with balanced accuracy or AUC >= 0.99)",
+    `leak guard (a column that alone predicts the label with balanced accuracy or AUC >= ${report.leakGuard.threshold})`,
   );
-  if (report.leaks.length === 0) out.push("  no leaky column");
+  out.push(`  ${report.leakGuard.note}`);
+  if (!report.leakGuard.measured) out.push("  WARNING: leaks not checked");
+  else if (report.leaks.length === 0) out.push("  no leaky column");
   else {
     out.push(table([
       ["  column", "score", "bal.acc(bin)", "bal.acc(all)", "AUC", "action"],

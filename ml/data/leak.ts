@@ -12,6 +12,9 @@ import { Rng } from "./random.ts";
 import type { RawColumn, RawTable } from "./table.ts";
 
 export const LEAK_THRESHOLD = 0.99;
+/** Below this many training rows the held-out part is too small: a column would reach the
+ * threshold by chance, so the guard reports "not measured" instead of false alarms. */
+export const LEAK_TRAIN_ROWS_MIN = 300;
 const LEAK_SAMPLE_ROWS_MAX = 100_000;
 const NUMERIC_BINS_MAX = 256;
 
@@ -44,7 +47,7 @@ export function measureLeaks(
   const fit = Int32Array.from(sample.slice(0, fitCount));
   const held = Int32Array.from(sample.slice(fitCount));
   const findings: LeakFinding[] = [];
-  if (held.length === 0) return findings;
+  if (trainRows.length < LEAK_TRAIN_ROWS_MIN) return findings;
   const classes = table.classNames.length;
   for (const column of table.columns) {
     const bins = discretise(column, fit);

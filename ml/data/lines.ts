@@ -85,10 +85,11 @@ export async function* readLineBatches(
     try {
       return done ? decoder.decode() : decoder.decode(bytes, { stream: true });
     } catch {
-      throw new DataError(
-        { file, line: lineNumber + countNewlines(pending) },
-        "not UTF-8 text (binary data?)",
-      );
+      // Find the line of the first bad byte: decode leniently and count newlines before it.
+      const lenient = pending + (bytes ? new TextDecoder("utf-8").decode(bytes) : "");
+      const bad = lenient.indexOf("\uFFFD");
+      const line = lineNumber + countNewlines(lenient.slice(0, bad < 0 ? lenient.length : bad));
+      throw new DataError({ file, line }, "not UTF-8 text (binary data?)");
     }
   };
   const split = function* (text: string, done: boolean): Iterable<LineBatch> {

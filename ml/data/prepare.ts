@@ -2,7 +2,7 @@
 // preprocessor fit on train -> scaled matrices for train/validation/test and per device.
 import { DataError } from "./errors.ts";
 import type { FormatChoice, FormatName } from "./formats.ts";
-import { LEAK_THRESHOLD, type LeakFinding, measureLeaks } from "./leak.ts";
+import { LEAK_THRESHOLD, LEAK_TRAIN_ROWS_MIN, type LeakFinding, measureLeaks } from "./leak.ts";
 import type { TextInput } from "./lines.ts";
 import { type CategoricalEncoding, Preprocessor, type UnusedColumn } from "./preprocess.ts";
 import { openRecordSource } from "./records.ts";
@@ -65,6 +65,7 @@ export interface DataReport {
   features: { column: string; kind: "numeric" | "categorical" }[];
   featureCount: number;
   leaks: LeakFinding[];
+  leakGuard: { measured: boolean; threshold: number; note: string };
   /** Leaky columns kept because of allowLeaky. */
   leaksAllowed: string[];
   missing: Record<string, number>;
@@ -203,6 +204,15 @@ async function analyse(options: PrepareOptions): Promise<Analysis> {
     })),
     featureCount: preprocessor.featureNames.length,
     leaks: leaks.filter((l) => l.leaky),
+    leakGuard: {
+      measured: split.train.length >= LEAK_TRAIN_ROWS_MIN,
+      threshold: options.leakThreshold ?? LEAK_THRESHOLD,
+      note: split.train.length >= LEAK_TRAIN_ROWS_MIN
+        ? `each column alone on ${
+          Math.min(split.train.length, 100_000)
+        } training rows (2/3 fit, 1/3 held out)`
+        : `not measured: ${split.train.length} training rows, needs at least ${LEAK_TRAIN_ROWS_MIN}`,
+    },
     leaksAllowed: leaks.filter((l) => l.leaky && allow.has(l.column)).map((l) => l.column),
     missing: table.missing,
     badRows: table.badRows,

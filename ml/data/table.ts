@@ -305,12 +305,19 @@ export async function loadFromSource(
       return "categorical";
     }
     if (declared === "numeric") return "numeric";
+    // Numeric unless text is more than a stray value: one bad cell in an otherwise numeric
+    // column is a data error to report, not a reason to one-hot a measurement.
+    let numbers = 0;
+    let texts = 0;
     for (const { record } of sample) {
       if (record.fields.length !== width) continue;
       const value = record.fields[index];
-      if (!isMissing(value) && !looksNumeric(value)) return "categorical";
+      if (isMissing(value)) continue;
+      if (looksNumeric(value)) numbers++;
+      else texts++;
     }
-    return "numeric";
+    const straysMax = Math.max(1, Math.floor(0.01 * (numbers + texts)));
+    return texts === 0 || (texts <= straysMax && numbers >= 10) ? "numeric" : "categorical";
   });
   const numericSlots: number[] = [];
   const categoricalSlots: number[] = [];
