@@ -51,7 +51,9 @@ export class Supervisor {
 
   /** Starts `iomt-sfl <args>` (the same binary or script) as a supervised child. */
   spawnSelf(name: string, args: readonly string[], options: SpawnSelfOptions = {}): ChildHandle {
-    if (this.#children.size >= CHILDREN_MAX) throw new Error(`more than ${CHILDREN_MAX} child processes`);
+    if (this.#children.size >= CHILDREN_MAX) {
+      throw new Error(`more than ${CHILDREN_MAX} child processes`);
+    }
     if (this.#stopping) throw new Error("supervisor is stopping");
     const { command, args: fullArgs } = selfCommand(args);
     const child = spawn(command, fullArgs, {
@@ -61,7 +63,10 @@ export class Supervisor {
     if (child.pid === undefined) throw new Error(`cannot start ${name}: ${command}`);
     const pid = child.pid;
     forwardLines(child.stdout!, options.onStdoutLine);
-    forwardLines(child.stderr!, options.onStderrLine ?? ((line) => process.stderr.write(`${line}\n`)));
+    forwardLines(
+      child.stderr!,
+      options.onStderrLine ?? ((line) => process.stderr.write(`${line}\n`)),
+    );
     const exited = new Promise<number>((resolve) => {
       child.on("exit", (code, signal) => {
         this.#children.delete(pid);

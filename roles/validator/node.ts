@@ -1,0 +1,789 @@
+// ValidatorNode: the shell around one PBFT replica (ledger/pbft). It owns every effect the pure
+// core asks for: it authenticates incoming messages, steps events one at a time, writes committed
+// blocks and the protocol snapshot durably BEFORE any message of the same steps leaves, signs and
+// sends messages, runs the application (ChainApp) and maps timers to setTimeout.
+//
+// Group commit: the events waiting in the inbox are stepped together (up to STEPS_PER_FLUSH_MAX)
+// and their outputs written in one flush, so one fsync covers many votes.
+import { LedgerError } from "../../ledger/chain/errors.ts";
+import {
+  type ChainContext,
+  chainContext,
+  primaryOf as chainPrimaryOf,
+} from "../../ledger/chain/genesis.ts";
+import { type ChainState, genesisState } from "../../ledger/chain/rules.ts";
+import { encodeTx, txHash, validateTxShape, verifyTxAuth } from "../../ledger/chain/tx.ts";
+import type { Block, Genesis, Tx } from "../../ledger/chain/types.ts";
+import { fromHex } from "../../ledger/crypto/bytes.ts";
+import type { LoadedKey } from "../../ledger/crypto/keyfile.ts";
+import { createReplica, type Replica } from "../../ledger/pbft/replica.ts";
+import {
+  defaultConfig,
+  type ReplicaConfig,
+  VIEW_CHANGE_MESSAGE_OVERHEAD_BYTES,
+} from "../../ledger/pbft/config.ts";
+import type {
+  CommitOutput,
+  CommittedEntry,
+  Output,
+  ProtocolMessage,
+  ProtocolSnapshot,
+  ReplicaEvent,
+  TimerName,
+} from "../../ledger/pbft/types.ts";
+import type { LedgerStore } from "../../ledger/store/store.ts";
+import { type Logger, logger } from "../../util/log.ts";
+import { type BlockState, ChainApp, requestKeyOf } from "./chain_app.ts";
+import type { Outbound } from "./transport.ts";
+import {
+  decodeEnvelope,
+  decodeSnapshot,
+  encodeSnapshot,
+  type RejectReason,
+  signMessage,
+  verifyMessage,
+  WireError,
+  type WireLimits,
+} from "./wire.ts";
+
+export const SNAPSHOT_KEY = "pbft/snapshot";
+/** Events stepped before one durable flush. */
+const STEPS_PER_FLUSH_MAX = 512;
+/** Waiting events at most; past it, peer messages are dropped (PBFT retransmits them). */
+const INBOX_EVENTS_MAX = 20_000;
+/** Committed tx ids remembered in memory for GET /v1/tx/:id (older ones are looked up in the db). */
+const TX_INDEX_MAX = 200_000;
+const REJECTED_TX_MAX = 10_000;
+const REJECTION_LOG_INTERVAL_MS = 5_000;
+/** Whatever the genesis allows, no single request body above this is read. */
+export const REQUEST_BODY_BYTES_CAP = 256 * 1024 * 1024;
+
+export interface ValidatorSettings {
+  /** Overrides of the replica configuration (timing, limits); identity comes from genesis. */
+  replica?: Partial<ReplicaConfig>;
+  mempoolTxsMax?: number;
+  /** Largest POST /v1/pbft or /v1/tx body. */
+  requestBodyBytesMax?: number;
+  /** Messages more than this many heights above the stable checkpoint are refused as far-future. */
+  futureHeightsMax?: number;
+  /** Forward client txs to the primary when this replica is a backup. */
+  forwardToPrimary?: boolean;
+}
+
+export interface ValidatorNodeOptions {
+  genesis: Genesis;
+  key: LoadedKey;
+  store: LedgerStore;
+  outbound: Outbound;
+  settings?: ValidatorSettings;
+  log?: Logger;
+  now?: () => number;
+}
+
+export type SubmitResult =
+  | { ok: true; id: string; duplicate: boolean }
+  | { ok: false; status: 400 | 403 | 409 | 503; code: string; message: string };
+
+export type TxStatus =
+  | { id: string; status: "committed"; height: number; index: number }
+  | { id: string; status: "pending" }
+  | { id: string; status: "rejected"; reason: string }
+  | { id: string; status: "unknown" };
+
+export function replicaConfigFor(
+  ctx: ChainContext,
+  self: number,
+  overrides: Partial<ReplicaConfig> = {},
+): ReplicaConfig {
+  const params = ctx.genesis.params;
+  const interval = params.checkpoint_interval_blocks;
+  const n = ctx.validators.length;
+  const window = overrides.watermarkWindowHeights ?? 2 * interval;
+  const payloadBytesMax = overrides.payloadBytesMax ?? params.batch.max_block_bytes;
+  // A view change carries a prepared certificate (payload + votes) for every height in the window.
+  const viewChangeProofBytesMax = VIEW_CHANGE_MESSAGE_OVERHEAD_BYTES * (n + 1) +
+    window * (payloadBytesMax + VIEW_CHANGE_MESSAGE_OVERHEAD_BYTES * (n + 1));
+  return defaultConfig({
+    chainId: ctx.chainId,
+    replicaCount: ctx.validators.length,
+    self,
+    genesisBlockHash: ctx.genesisHash,
+    checkpointIntervalHeights: interval,
+    watermarkWindowHeights: window,
+    retainedCommitsMax: window + interval,
+    viewChangeProofBytesMax,
+    proposalPipelineDepthMax: Math.min(4, 2 * interval),
+    batchSizeMax: params.batch.max_txs_per_block,
+    batchTimeoutMs: 2,
+    pendingRequestsMax: 50_000,
+    requestBytesMax: params.batch.max_tx_bytes,
+    clientIdLengthMax: 40,
+    clientsTrackedMax: 200_000,
+    payloadBytesMax,
+    futureMessagesPerPeerMax: 1024,
+    viewChangeTimeoutMs: 2_000,
+    statusIntervalMs: 250,
+    transferBatchHeightsMax: 16,
+    validationsInFlightMax: 64,
+    ...overrides,
+  });
+}
+
+export class ValidatorNode {
+  readonly ctx: ChainContext;
+  readonly self: number;
+  readonly config: ReplicaConfig;
+  readonly limits: WireLimits;
+  readonly app: ChainApp;
+  readonly #key: LoadedKey;
+  readonly #store: LedgerStore;
+  readonly #outbound: Outbound;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #publicKeys: Uint8Array[];
+  readonly #settings: Required<Omit<ValidatorSettings, "replica">>;
+  readonly #replica: Replica;
+
+  readonly #inbox: ReplicaEvent[] = [];
+  #draining = false;
+  #stopped = false;
+  #fatal: Error | null = null;
+  readonly #timers = new Map<TimerName, ReturnType<typeof setTimeout>>();
+  #snapshot: ProtocolSnapshot | null;
+
+  /** Pending client txs by sender:nonce. */
+  readonly #mempool = new Map<string, { tx: Tx; id: string; receivedAtMs: number }>();
+  readonly #txIndex = new Map<string, { height: number; index: number }>();
+  readonly #rejectedTxs = new Map<string, string>();
+  readonly #rejections: Record<string, number> = {};
+  readonly #lastSeenMs: (number | null)[];
+  #lastRejectionLogMs = 0;
+  /** Pre-prepare arrival time by height, for the commit latency histogram. */
+  readonly #proposedAtMs = new Map<number, number>();
+  readonly #commitListeners = new Set<(block: Block, certificateHeight: number) => void>();
+  readonly commitLatenciesMs: number[] = [];
+  committedTxs = 0;
+
+  private constructor(
+    options: ValidatorNodeOptions,
+    self: number,
+    app: ChainApp,
+    replica: Replica,
+    snapshot: ProtocolSnapshot | null,
+    config: ReplicaConfig,
+  ) {
+    this.ctx = app.ctx;
+    this.self = self;
+    this.config = config;
+    this.app = app;
+    this.#key = options.key;
+    this.#store = options.store;
+    this.#outbound = options.outbound;
+    this.#log = options.log ?? logger(`validator ${options.key.id}`);
+    this.#now = options.now ?? Date.now;
+    this.#publicKeys = this.ctx.validators.map((v) => fromHex(v.public_key));
+    this.#settings = {
+      mempoolTxsMax: 50_000,
+      // Base64 grows bytes by 4/3; a view change is the largest message a correct peer sends.
+      requestBodyBytesMax: Math.min(
+        REQUEST_BODY_BYTES_CAP,
+        Math.ceil(config.viewChangeProofBytesMax * 1.4) + 1024 * 1024,
+      ),
+      futureHeightsMax: 4 * config.watermarkWindowHeights,
+      forwardToPrimary: true,
+      ...options.settings,
+    };
+    this.limits = wireLimits(config);
+    this.#replica = replica;
+    this.#snapshot = snapshot;
+    this.#lastSeenMs = this.ctx.validators.map(() => null);
+  }
+
+  /** Opens a validator over a store: restores the protocol snapshot and the committed chain. */
+  static async open(options: ValidatorNodeOptions): Promise<ValidatorNode> {
+    const ctx = chainContext(options.genesis);
+    const self = ctx.validatorIndex.get(options.key.address);
+    if (self === undefined) {
+      throw new Error(
+        `key ${options.key.id} (${options.key.address}) is not a validator in genesis ${ctx.chainId}`,
+      );
+    }
+    const stored = options.store.context;
+    if (!stored || stored.genesisHash !== ctx.genesisHash) {
+      throw new Error(
+        `the database does not hold genesis ${ctx.genesisHash}; open the store with this genesis`,
+      );
+    }
+    const config = replicaConfigFor(ctx, self, options.settings?.replica);
+    const limits = wireLimits(config);
+    const committed = await loadCommittedState(options.store, ctx);
+    const app = new ChainApp(ctx, committed, options.now);
+    const tail = await loadCommittedTail(
+      options.store,
+      ctx,
+      committed.height,
+      config.retainedCommitsMax,
+    );
+    const stateBytes = (await options.store.loadProtocolState()).get(SNAPSHOT_KEY);
+    const snapshot = stateBytes ? decodeSnapshot(stateBytes, limits) : null;
+    const replica = createReplica(
+      config,
+      snapshot || tail.length > 0
+        ? { snapshot: snapshot ?? initialSnapshot(ctx), committedTail: tail }
+        : undefined,
+    );
+    const node = new ValidatorNode(options, self, app, replica, snapshot, config);
+    node.#log.info("validator ready", {
+      index: self,
+      height: committed.height,
+      view: snapshot?.view ?? 0,
+      stable: snapshot?.stable.height ?? 0,
+      restored: snapshot !== null,
+    });
+    return node;
+  }
+
+  start(): void {
+    this.#enqueue({ type: "start" });
+  }
+
+  get fatalError(): Error | null {
+    return this.#fatal;
+  }
+
+  get rejections(): Readonly<Record<string, number>> {
+    return this.#rejections;
+  }
+
+  onCommit(listener: (block: Block, height: number) => void): () => void {
+    this.#commitListeners.add(listener);
+    return () => this.#commitListeners.delete(listener);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // inbound: peers
+
+  /** A POST /v1/pbft body: decode, check, verify signatures, then queue for stepping. */
+  async receivePeer(
+    text: string,
+  ): Promise<{ accepted: number; rejected: { reason: RejectReason; message: string }[] }> {
+    if (text.length > this.#settings.requestBodyBytesMax) {
+      this.#reject("oversized", `body of ${text.length} bytes`);
+      return {
+        accepted: 0,
+        rejected: [{
+          reason: "oversized",
+          message: `body larger than ${this.#settings.requestBodyBytesMax} bytes`,
+        }],
+      };
+    }
+    let messages: ProtocolMessage[];
+    try {
+      messages = decodeEnvelope(text, this.ctx.chainId, this.limits);
+    } catch (error) {
+      const reason = error instanceof WireError ? error.reason : "malformed";
+      this.#reject(reason, (error as Error).message);
+      return { accepted: 0, rejected: [{ reason, message: (error as Error).message }] };
+    }
+    const rejected: { reason: RejectReason; message: string }[] = [];
+    const stableHeight = this.#snapshot?.stable.height ?? 0;
+    const heightMax = Math.max(stableHeight, this.app.committed.height) +
+      this.#settings.futureHeightsMax;
+    const verdicts = await Promise.all(
+      messages.map(async (message) => {
+        const height = "height" in message ? message.height : message.kind === "status" ? 0 : 0;
+        if (height > heightMax) {
+          throw new WireError(
+            "far_future",
+            `${message.kind} at height ${height}, above ${heightMax}`,
+          );
+        }
+        await verifyMessage(message, this.#publicKeys);
+      }).map((p) => p.then(() => null, (error) => error as Error)),
+    );
+    let accepted = 0;
+    verdicts.forEach((error, i) => {
+      const message = messages[i];
+      if (error) {
+        const reason = error instanceof WireError ? error.reason : "malformed";
+        this.#reject(reason, error.message);
+        rejected.push({ reason, message: error.message });
+        return;
+      }
+      if (this.#inbox.length >= INBOX_EVENTS_MAX) {
+        this.#reject("overloaded", `inbox holds ${INBOX_EVENTS_MAX} events`);
+        rejected.push({ reason: "overloaded", message: "inbox full" });
+        return;
+      }
+      this.#lastSeenMs[message.replica] = this.#now();
+      if (message.kind === "pre-prepare") {
+        this.app.rememberPayload(message.blockHash, message.payload);
+        if (!this.#proposedAtMs.has(message.height)) {
+          this.#proposedAtMs.set(message.height, this.#now());
+        }
+      }
+      accepted++;
+      this.#enqueue({ type: "message", from: message.replica, message });
+    });
+    return { accepted, rejected };
+  }
+
+  #reject(reason: RejectReason, message: string): void {
+    this.#rejections[reason] = (this.#rejections[reason] ?? 0) + 1;
+    const now = this.#now();
+    // Rate-limited: a flood of bad messages must not become a flood of log lines.
+    if (now - this.#lastRejectionLogMs >= REJECTION_LOG_INTERVAL_MS) {
+      this.#lastRejectionLogMs = now;
+      this.#log.warn(`rejected peer message: ${reason}: ${message.slice(0, 300)}`, {
+        counts: { ...this.#rejections },
+      });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // inbound: clients
+
+  /** A transaction from a client (or forwarded by a peer). Verified before it is queued. */
+  async submitTx(value: unknown, options: { forwarded?: boolean } = {}): Promise<SubmitResult> {
+    const params = this.ctx.genesis.params;
+    let tx: Tx;
+    try {
+      tx = validateTxShape(value, params.batch.max_tx_bytes);
+    } catch (error) {
+      return { ok: false, status: 400, code: "malformed", message: (error as Error).message };
+    }
+    const id = txHash(tx);
+    const key = requestKeyOf({ clientId: tx.from, nonce: tx.nonce });
+    const pending = this.#mempool.get(key);
+    if (pending) {
+      if (pending.id === id) return { ok: true, id, duplicate: true };
+      return {
+        ok: false,
+        status: 409,
+        code: "conflict",
+        message: `another tx (${pending.id}) with nonce ${tx.nonce} from ${tx.from} is pending`,
+      };
+    }
+    const committed = this.#txIndex.get(id);
+    if (committed) return { ok: true, id, duplicate: true };
+    const last = this.app.committedNonce(tx.from);
+    if (tx.nonce <= last) {
+      return {
+        ok: false,
+        status: 409,
+        code: "replay",
+        message: `nonce ${tx.nonce} is not above ${last}, the sender's last committed nonce`,
+      };
+    }
+    try {
+      await verifyTxAuth(this.ctx, tx);
+    } catch (error) {
+      if (error instanceof LedgerError) {
+        const status = error.code === "unauthorized" || error.code === "unknown_sender" ? 403 : 400;
+        return { ok: false, status, code: error.code, message: error.message };
+      }
+      throw error;
+    }
+    if (this.#mempool.size >= this.#settings.mempoolTxsMax) {
+      return {
+        ok: false,
+        status: 503,
+        code: "mempool_full",
+        message: `mempool holds ${this.#settings.mempoolTxsMax} txs; retry later`,
+      };
+    }
+    if (this.#mempool.has(key)) return { ok: true, id, duplicate: true }; // raced with itself
+    this.#mempool.set(key, { tx, id, receivedAtMs: this.#now() });
+    this.#enqueue({
+      type: "client-request",
+      request: { clientId: tx.from, nonce: tx.nonce, body: encodeTx(tx) },
+    });
+    if (!options.forwarded && this.#settings.forwardToPrimary) {
+      const primary = this.#replica.inspect().view % this.ctx.validators.length;
+      if (primary !== this.self) this.#outbound.forwardTxs(primary, [tx]);
+    }
+    return { ok: true, id, duplicate: false };
+  }
+
+  async txStatus(id: string): Promise<TxStatus> {
+    const indexed = this.#txIndex.get(id);
+    if (indexed) return { id, status: "committed", ...indexed };
+    const rejected = this.#rejectedTxs.get(id);
+    if (rejected) return { id, status: "rejected", reason: rejected };
+    for (const entry of this.#mempool.values()) {
+      if (entry.id === id) return { id, status: "pending" };
+    }
+    const rows = await this.#store.execute("SELECT height, idx FROM transactions WHERE hash = ?", [
+      id,
+    ]) as {
+      rows: ArrayLike<ArrayLike<unknown>>;
+    };
+    const row = rows.rows[0];
+    if (row) return { id, status: "committed", height: Number(row[0]), index: Number(row[1]) };
+    return { id, status: "unknown" };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // the step loop
+
+  #enqueue(event: ReplicaEvent): void {
+    if (this.#stopped) return;
+    this.#inbox.push(event);
+    if (!this.#draining) {
+      this.#draining = true;
+      queueMicrotask(() => void this.#drain());
+    }
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#inbox.length > 0 && !this.#stopped) {
+        const events = this.#inbox.splice(0, STEPS_PER_FLUSH_MAX);
+        const outputs: Output[] = [];
+        for (const event of events) {
+          const output = this.#replica.step(event);
+          outputs.push(output);
+          this.#applyTimers(output);
+        }
+        await this.#flush(outputs);
+      }
+    } catch (error) {
+      this.#fail(error as Error);
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  #fail(error: Error): void {
+    // Storage or invariant failure: stop rather than run on with state we cannot trust.
+    this.#fatal = error;
+    this.#log.error(`validator stopped: ${error.message}`, { stack: error.stack });
+    void this.stop();
+  }
+
+  async #flush(outputs: Output[]): Promise<void> {
+    // 1. Durable: committed blocks (each checked by the store), then the newest snapshot.
+    let snapshot: ProtocolSnapshot | null = null;
+    for (const output of outputs) {
+      for (const commit of output.commits) await this.#persistCommit(commit);
+      if (output.persist) snapshot = output.persist;
+      for (const line of output.logs) this.#log.info(line);
+      for (const rejection of output.rejections) {
+        this.#log.debug(
+          `replica rejected ${rejection.what}${
+            rejection.from === undefined ? "" : ` from ${rejection.from}`
+          }: ${rejection.reason}`,
+        );
+      }
+    }
+    if (snapshot) {
+      await this.#store.persistProtocol({ state: { [SNAPSHOT_KEY]: encodeSnapshot(snapshot) } });
+      this.#snapshot = snapshot;
+    }
+    // 2. Only now may this flush's messages leave. Unsigned ones are this replica's: sign them.
+    const sends = outputs.flatMap((output) => output.messages);
+    const signed = await Promise.all(
+      sends.map(({ message }) =>
+        message.signature === "" && message.replica === this.self
+          ? signMessage(this.#key.privateKey, message)
+          : message
+      ),
+    );
+    sends.forEach(({ to }, i) => {
+      const message = signed[i];
+      if (to === "all") {
+        for (let peer = 0; peer < this.ctx.validators.length; peer++) {
+          if (peer !== this.self) this.#outbound.sendMessage(peer, message);
+        }
+        this.#enqueue({ type: "message", from: this.self, message });
+      } else if (to !== this.self) {
+        this.#outbound.sendMessage(to, message);
+      }
+    });
+    // 3. Application work; answers come back as events.
+    for (const output of outputs) {
+      for (const effect of output.application) void this.#runApplication(effect);
+    }
+  }
+
+  #applyTimers(output: Output): void {
+    for (const timer of output.timers) {
+      const existing = this.#timers.get(timer.timer);
+      if (existing) clearTimeout(existing);
+      this.#timers.delete(timer.timer);
+      if (timer.type === "set") {
+        this.#timers.set(
+          timer.timer,
+          setTimeout(() => {
+            this.#timers.delete(timer.timer);
+            this.#enqueue({
+              type: "timer-fired",
+              timer: timer.timer,
+              generation: timer.generation,
+            });
+          }, timer.durationMs),
+        );
+      }
+    }
+  }
+
+  async #runApplication(effect: Output["application"][number]): Promise<void> {
+    try {
+      if (effect.type === "propose") {
+        const result = await this.app.propose(effect, (key) => this.#mempool.get(key)?.tx);
+        for (const { id, reason } of result.dropped) {
+          const pending = this.#mempool.get(requestKeyOf(id));
+          if (pending) this.#noteRejected(pending.id, reason);
+        }
+        this.#proposedAtMs.set(effect.height, this.#now());
+        this.#enqueue({
+          type: "proposal-built",
+          height: effect.height,
+          view: effect.view,
+          payload: result.payload,
+          blockHash: result.blockHash,
+        });
+      } else {
+        const verdict = await this.app.validate(effect);
+        if (!verdict.ok) {
+          this.#log.warn(
+            `refused ${effect.purpose} block ${effect.height} (view ${effect.view}): ${verdict.reason}`,
+          );
+        }
+        this.#enqueue({
+          type: "proposal-validated",
+          validationId: effect.validationId,
+          height: effect.height,
+          view: effect.view,
+          blockHash: effect.blockHash,
+          ok: verdict.ok,
+        });
+      }
+    } catch (error) {
+      // No answer to a propose leaves the slot to the view-change timer, which is the recovery.
+      this.#log.error(
+        `application ${effect.type} at ${effect.height} failed: ${(error as Error).message}`,
+      );
+      if (effect.type === "validate") {
+        this.#enqueue({
+          type: "proposal-validated",
+          validationId: effect.validationId,
+          height: effect.height,
+          view: effect.view,
+          blockHash: effect.blockHash,
+          ok: false,
+        });
+      }
+    }
+  }
+
+  #noteRejected(id: string, reason: string): void {
+    if (this.#rejectedTxs.size >= REJECTED_TX_MAX) {
+      this.#rejectedTxs.delete(this.#rejectedTxs.keys().next().value!);
+    }
+    this.#rejectedTxs.set(id, reason.slice(0, 300));
+  }
+
+  async #persistCommit(commit: CommitOutput): Promise<void> {
+    const { block, certificate, state } = await this.app.committedBlock(commit);
+    const { appended } = await this.#store.appendCommittedBlock(block, certificate);
+    this.app.advance(state);
+    const now = this.#now();
+    const proposedAt = this.#proposedAtMs.get(commit.height);
+    if (proposedAt !== undefined && appended) {
+      if (this.commitLatenciesMs.length >= 100_000) this.commitLatenciesMs.splice(0, 50_000);
+      this.commitLatenciesMs.push(now - proposedAt);
+    }
+    for (const height of this.#proposedAtMs.keys()) {
+      if (height <= commit.height) this.#proposedAtMs.delete(height);
+    }
+    block.txs.forEach((tx, index) => {
+      const id = txHash(tx);
+      if (this.#txIndex.size >= TX_INDEX_MAX) {
+        this.#txIndex.delete(this.#txIndex.keys().next().value!);
+      }
+      this.#txIndex.set(id, { height: commit.height, index });
+      this.#mempool.delete(requestKeyOf({ clientId: tx.from, nonce: tx.nonce }));
+    });
+    // Requests ordered but left out of the block (rule violations) are done too.
+    for (const id of commit.requestIds) {
+      const key = requestKeyOf(id);
+      const pending = this.#mempool.get(key);
+      if (pending) {
+        if (!this.#txIndex.has(pending.id)) {
+          this.#noteRejected(
+            pending.id,
+            this.#rejectedTxs.get(pending.id) ?? "ordered but left out of the block",
+          );
+        }
+        this.#mempool.delete(key);
+      }
+    }
+    this.committedTxs += block.txs.length;
+    for (const listener of this.#commitListeners) listener(block, commit.height);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // status
+
+  status() {
+    const inspection = this.#replica.inspect();
+    const snapshot = this.#snapshot;
+    const primary = chainPrimaryOf(this.ctx, inspection.view);
+    return {
+      chain_id: this.ctx.chainId,
+      genesis_hash: this.ctx.genesisHash,
+      node: { id: this.#key.id, index: this.self, address: this.#key.address },
+      view: inspection.view,
+      view_active: inspection.viewActive,
+      is_primary: inspection.isPrimary,
+      primary: { id: primary.id, index: inspection.view % this.ctx.validators.length },
+      height: this.app.committed.height,
+      last_block_hash: this.app.committed.hash,
+      last_stable_checkpoint: {
+        height: inspection.stableHeight,
+        block_hash: snapshot?.stable.height === inspection.stableHeight
+          ? snapshot.stable.blockHash
+          : null,
+      },
+      mempool_txs: this.#mempool.size,
+      pending_requests: inspection.pendingRequests,
+      inbox_events: this.#inbox.length,
+      committed_txs: this.committedTxs,
+      peers: this.ctx.validators.map((v, index) => ({
+        id: v.id,
+        index,
+        endpoint: v.endpoint ?? null,
+        self: index === this.self,
+        last_seen_ms: index === this.self ? this.#now() : this.#lastSeenMs[index],
+      })),
+      rejected_messages: { ...this.#rejections },
+      dropped_outbound: { ...this.#outbound.dropped },
+      fatal_error: this.#fatal?.message ?? null,
+    };
+  }
+
+  /** Stops stepping and timers; the store stays open (its owner closes it). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+    this.#inbox.length = 0;
+    await this.#outbound.close();
+  }
+}
+
+export function wireLimits(config: ReplicaConfig): WireLimits {
+  return {
+    replicaCount: config.replicaCount,
+    payloadBytesMax: config.payloadBytesMax,
+    batchSizeMax: config.batchSizeMax,
+    clientIdLengthMax: config.clientIdLengthMax,
+    envelopeMessagesMax: 1024,
+    listItemsMax: Math.max(config.watermarkWindowHeights * 2, config.transferBatchHeightsMax),
+  };
+}
+
+function initialSnapshot(ctx: ChainContext): ProtocolSnapshot {
+  return {
+    view: 0,
+    viewActive: true,
+    stable: { height: 0, blockHash: ctx.genesisHash, proof: [] },
+    preparedCertificates: [],
+    votes: [],
+    newView: null,
+    lastNonceByClient: [],
+  };
+}
+
+/**
+ * Chain state after the last stored block, read back from the database (each header re-hashed by
+ * the store). Nonces and rounds come from the transactions' index columns.
+ */
+export async function loadCommittedState(
+  store: LedgerStore,
+  ctx: ChainContext,
+): Promise<BlockState> {
+  const height = await store.height();
+  const chain: ChainState = genesisState(ctx);
+  if (height === 0) {
+    return {
+      height: 0,
+      hash: ctx.genesisHash,
+      stateRoot: ctx.genesisHash,
+      timeMs: ctx.genesis.genesis_time_ms,
+      chain,
+      block: null,
+    };
+  }
+  const block = await store.getBlock(height);
+  const hash = await store.getBlockHash(height);
+  if (!block || !hash) throw new Error(`block ${height} is missing from the database`);
+  type Rows = { rows: ArrayLike<ArrayLike<unknown>> };
+  const nonces = await store.execute(
+    "SELECT sender, max(nonce) FROM transactions GROUP BY sender",
+  ) as Rows;
+  for (const row of Array.from(nonces.rows)) chain.nonces.set(String(row[0]), Number(row[1]));
+  const roundOf = async (type: string) => {
+    const result = await store.execute("SELECT max(round) FROM transactions WHERE type = ?", [
+      type,
+    ]) as Rows;
+    return Number(result.rows[0]?.[0] ?? 0);
+  };
+  chain.roundOpened = await roundOf("round_open");
+  chain.roundClosed = await roundOf("round_close");
+  if (chain.roundOpened > chain.roundClosed) {
+    const updates = await store.execute(
+      "SELECT type, sender FROM transactions WHERE type IN ('model_update', 'edge_update') AND round = ?",
+      [chain.roundOpened],
+    ) as Rows;
+    for (const row of Array.from(updates.rows)) chain.updatesInOpenRound.add(`${row[0]} ${row[1]}`);
+  }
+  chain.height = height;
+  chain.lastHash = hash;
+  chain.lastTimeMs = block.header.time_ms;
+  return {
+    height,
+    hash,
+    stateRoot: block.header.state_root,
+    timeMs: block.header.time_ms,
+    chain,
+    block: null,
+  };
+}
+
+/** The last `count` committed blocks as PBFT entries (certificates turned back into commits). */
+export async function loadCommittedTail(
+  store: LedgerStore,
+  ctx: ChainContext,
+  height: number,
+  count: number,
+): Promise<CommittedEntry[]> {
+  if (height === 0) return [];
+  const entries: CommittedEntry[] = [];
+  const { encodeBlock } = await import("../../ledger/chain/block.ts");
+  for await (const committed of store.readCommitted(Math.max(1, height - count + 1), height)) {
+    const certificate = committed.certificate;
+    if (!certificate) {
+      throw new Error(`block ${committed.height} has no certificate in the database`);
+    }
+    entries.push({
+      height: committed.height,
+      view: certificate.view,
+      blockHash: committed.hash,
+      payload: encodeBlock(committed.block),
+      requestIds: committed.block.txs.map((tx) => ({ clientId: tx.from, nonce: tx.nonce })),
+      certificate: certificate.signatures.map((s) => ({
+        kind: "commit" as const,
+        chainId: ctx.chainId,
+        view: certificate.view,
+        height: committed.height,
+        blockHash: committed.hash,
+        replica: ctx.validatorIndex.get(s.validator)!,
+        signature: s.sig,
+      })),
+    });
+  }
+  return entries;
+}
