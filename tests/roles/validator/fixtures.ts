@@ -72,7 +72,7 @@ export function testTx(
 }
 
 export const FAST_SETTINGS: ValidatorSettings = {
-  replica: { statusIntervalMs: 30, viewChangeTimeoutMs: 400, batchTimeoutMs: 2 },
+  replica: { statusIntervalMs: 30, viewChangeTimeoutMs: 1_500, batchTimeoutMs: 2 },
 };
 
 export class Cluster {
