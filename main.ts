@@ -4,8 +4,18 @@ import { CommanderError } from "@commander-js/extra-typings";
 import process from "node:process";
 import { buildProgram, type CommandFactory } from "./cli/program.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./cli/usage_error.ts";
+import { dataCommand } from "./cli/commands/data.ts";
+import { detectCommand } from "./cli/commands/detect.ts";
+import { keysCommand } from "./cli/commands/keys.ts";
+import { ledgerCommand } from "./cli/commands/ledger.ts";
 
-const COMMANDS: readonly CommandFactory[] = [];
+/** In the order `--help` lists them. */
+const COMMANDS: readonly CommandFactory[] = [
+  dataCommand,
+  detectCommand,
+  ledgerCommand,
+  keysCommand,
+] as unknown as CommandFactory[];
 
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram(COMMANDS);
