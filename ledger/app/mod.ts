@@ -8,5 +8,6 @@ export * from "./vector.ts";
 export * from "./aggregate.ts";
 export * from "./scoring.ts";
 export * from "./state.ts";
+export * from "./record.ts";
 export * from "./round.ts";
 export * from "./attacks.ts";
