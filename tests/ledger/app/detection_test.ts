@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import {
   aggregate,
   type AggregationRule,
+  attackRound,
   createRng,
   DEFAULT_PARAMS,
   deltaOf,
@@ -252,4 +253,29 @@ Deno.test("no attack, noisier honest updates (noise twice the common step): fals
     flagged / total <= 0.02,
     `${flagged} of ${total} honest updates flagged (seeds ${BASE_SEED + 500}..)`,
   );
+});
+
+Deno.test("six rounds of persistent sign-flippers: all quarantined after round 2, no honest device ever", () => {
+  const rng = createRng(BASE_SEED + 900);
+  let global = randomGlobal(rng, P);
+  const direction = randomVector(rng, P, 1);
+  const ids = deviceIds(DEVICES);
+  const malicious = pickMalicious(ids, MALICIOUS, rng);
+  const ledger = UpdateLedger.fromGenesis(genesisFor(ids, global));
+  for (let round = 1; round <= 6; round++) {
+    ledger.openRound(round, global);
+    const honest = new Map(ids.map((id) => [id, honestUpdate(rng, global, direction)]));
+    const submitted = attackRound("sign-flip", global, honest, malicious, rng);
+    for (const id of ids) {
+      const s = submission(id, round, submitted.get(id)!, 100);
+      ledger.submitUpdate(s.tx, s.blob);
+    }
+    global = ledger.commit(ledger.propose(null)).globalWeights;
+    const quarantined = ids.filter((id) => ledger.state.devices[id].status === "quarantined");
+    if (round >= 2) assert.deepEqual(quarantined, [...malicious].sort(), `round ${round}`);
+  }
+  // Honest devices earned every credit paid out.
+  const credits = (id: string) => ledger.state.devices[id].credits;
+  assert.equal(ids.filter((id) => malicious.has(id)).reduce((s, id) => s + credits(id), 0), 0);
+  assert.equal(ids.reduce((s, id) => s + credits(id), 0), 6 * DEFAULT_PARAMS.rewardPerRoundCredits);
 });
