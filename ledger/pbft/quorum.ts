@@ -23,6 +23,12 @@ export function quorumOf(replicaCount: number): Quorum {
     `replica count ${replicaCount} outside [${REPLICA_COUNT_MIN}, ${REPLICA_COUNT_MAX}]`,
   );
   const faultsTolerated = Math.floor((replicaCount - 1) / 3);
+  // With n > 3f+1, 2f+1 quorums need not intersect (n=6: two disjoint sets of 3); extra
+  // validators add no fault tolerance, so validator sets are exactly 3f+1.
+  invariant(
+    replicaCount === 3 * faultsTolerated + 1,
+    `replica count ${replicaCount} is not 3f+1 (use 4, 7, 10, ...)`,
+  );
   const quorum = {
     replicaCount,
     faultsTolerated,
