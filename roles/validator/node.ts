@@ -251,6 +251,16 @@ export class ValidatorNode {
     return this.#fatal;
   }
 
+  /** Largest peer request body this node reads. */
+  get requestBodyBytesMax(): number {
+    return this.#settings.requestBodyBytesMax;
+  }
+
+  /** Counts (and logs, rate-limited) a peer message refused before decoding, e.g. oversized. */
+  noteRejected(reason: RejectReason, message: string): void {
+    this.#reject(reason, message);
+  }
+
   get rejections(): Readonly<Record<string, number>> {
     return this.#rejections;
   }

@@ -1,0 +1,83 @@
+// Starts one validator process: open the store, restore the replica, serve HTTP, talk to peers.
+// The CLI (`iomt-sfl validator`) and `iomt-sfl run` call startValidator; tests use the pieces.
+import { chainContext } from "../../ledger/chain/genesis.ts";
+import type { Genesis } from "../../ledger/chain/types.ts";
+import type { LoadedKey } from "../../ledger/crypto/keyfile.ts";
+import { LedgerStore } from "../../ledger/store/store.ts";
+import { serve, type ServerHandle } from "../../runtime/adapter.ts";
+import { logger } from "../../util/log.ts";
+import { createNodeMetrics } from "../../web/metrics.ts";
+import { createValidatorApp } from "./http.ts";
+import { ValidatorNode, type ValidatorSettings } from "./node.ts";
+import { HttpOutbound } from "./transport.ts";
+
+export interface StartValidatorOptions {
+  genesis: Genesis;
+  key: LoadedKey;
+  /** File path or libsql:// URL. */
+  db: string;
+  dbAuthToken?: string;
+  hostname: string;
+  /** 0 = the port of this validator's genesis endpoint, else a free one. */
+  port: number;
+  version: string;
+  settings?: ValidatorSettings;
+  adminToken?: string;
+}
+
+export interface RunningValidator {
+  node: ValidatorNode;
+  store: LedgerStore;
+  server: ServerHandle;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startValidator(options: StartValidatorOptions): Promise<RunningValidator> {
+  const ctx = chainContext(options.genesis);
+  const log = logger(`validator ${options.key.id}`);
+  const store = await LedgerStore.open(options.db, { genesis: options.genesis, authToken: options.dbAuthToken });
+  let server: ServerHandle | null = null;
+  let node: ValidatorNode | null = null;
+  try {
+    const metrics = createNodeMetrics();
+    const outbound = new HttpOutbound({
+      chainId: ctx.chainId,
+      self: ctx.validatorIndex.get(options.key.address) ?? -1,
+      endpoints: ctx.validators.map((v) => v.endpoint),
+      log: (line) => log.debug(line),
+    });
+    node = await ValidatorNode.open({ genesis: options.genesis, key: options.key, store, outbound, settings: options.settings, log });
+    const app = createValidatorApp(node, store, { version: options.version, metrics, adminToken: options.adminToken });
+    node.onCommit((block) => {
+      metrics.ledgerHeight.set(block.header.height);
+      for (const tx of block.txs) metrics.transactions.inc({ type: tx.type.startsWith("x.") ? "extension" : tx.type });
+    });
+    server = await serve({
+      fetch: app.fetch,
+      hostname: options.hostname,
+      port: options.port,
+      maxRequestBodyBytes: node.requestBodyBytesMax,
+    });
+    node.start();
+    const url = `http://${options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname}:${server.port}`;
+    log.info(`listening on ${url}`, { chain: ctx.chainId, peers: ctx.validators.length - 1 });
+    const running: RunningValidator = {
+      node,
+      store,
+      server,
+      url,
+      async close() {
+        await node!.stop();
+        await server!.close();
+        store.close();
+      },
+    };
+    return running;
+  } catch (error) {
+    await node?.stop();
+    await server?.close();
+    store.close();
+    throw error;
+  }
+}
