@@ -8,6 +8,7 @@ import { dataCommand } from "./cli/commands/data.ts";
 import { detectCommand } from "./cli/commands/detect.ts";
 import { keysCommand } from "./cli/commands/keys.ts";
 import { ledgerCommand } from "./cli/commands/ledger.ts";
+import { validatorCommand } from "./cli/commands/validator.ts";
 
 /** In the order `--help` lists them. */
 const COMMANDS: readonly CommandFactory[] = [
@@ -15,6 +16,7 @@ const COMMANDS: readonly CommandFactory[] = [
   detectCommand,
   ledgerCommand,
   keysCommand,
+  validatorCommand,
 ] as unknown as CommandFactory[];
 
 export async function main(argv: readonly string[]): Promise<number> {
