@@ -37,7 +37,11 @@ export interface VerifyOptions {
   onBlock?: (height: number) => void;
 }
 
-export async function verifyLedger(store: LedgerStore, genesis: Genesis, options: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verifyLedger(
+  store: LedgerStore,
+  genesis: Genesis,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
   const ctx: ChainContext = chainContext(genesis);
   const report: VerifyReport = {
     ok: false,
@@ -53,15 +57,30 @@ export async function verifyLedger(store: LedgerStore, genesis: Genesis, options
   try {
     const stored = store.context;
     if (stored && stored.genesisHash !== ctx.genesisHash) {
-      fail("wrong_chain", `database genesis ${stored.genesisHash} (${stored.chainId}) is not the given genesis ${genesisHash(genesis)}`);
+      fail(
+        "wrong_chain",
+        `database genesis ${stored.genesisHash} (${stored.chainId}) is not the given genesis ${
+          genesisHash(genesis)
+        }`,
+      );
     }
     const state = genesisState(ctx);
     for await (const committed of store.readCommitted(1)) {
       const { block, certificate } = committed;
       const hash = await applyBlock(ctx, state, block);
-      if (hash !== committed.hash) fail("bad_hash", `block hashes to ${hash}, stored hash is ${committed.hash}`, committed.height);
+      if (hash !== committed.hash) {
+        fail(
+          "bad_hash",
+          `block hashes to ${hash}, stored hash is ${committed.hash}`,
+          committed.height,
+        );
+      }
       if (!certificate) fail("missing", "no commit certificate stored", committed.height);
-      await verifyCertificate(ctx, certificate, { height: committed.height, blockHash: hash, headerView: block.header.view });
+      await verifyCertificate(ctx, certificate, {
+        height: committed.height,
+        blockHash: hash,
+        headerView: block.header.view,
+      });
       report.blocks_checked += 1;
       report.txs_checked += block.txs.length;
       report.signatures_checked += block.txs.length + certificate.signatures.length;
@@ -69,7 +88,11 @@ export async function verifyLedger(store: LedgerStore, genesis: Genesis, options
       options.onBlock?.(committed.height);
     }
     if (report.verified_height !== report.stored_height) {
-      fail("missing", `verified up to ${report.verified_height} but ${report.stored_height} blocks are stored`, report.verified_height + 1);
+      fail(
+        "missing",
+        `verified up to ${report.verified_height} but ${report.stored_height} blocks are stored`,
+        report.verified_height + 1,
+      );
     }
     if (options.blobs ?? true) {
       for (const sha of await store.blobIds()) {

@@ -18,11 +18,16 @@ export function keysCommand(): Command {
     )
     .requiredOption("--out <file>", "key file to create (never overwritten)")
     .addOption(
-      new Option("--role <role>", `what the key is for: ${ROLES.join(", ")}`).argParser(oneOf(ROLES)).default(
+      new Option("--role <role>", `what the key is for: ${ROLES.join(", ")}`).argParser(
+        oneOf(ROLES),
+      ).default(
         "device" as (typeof ROLES)[number],
       ),
     )
-    .option("--id <name>", "name in genesis and logs, e.g. v0 or dev-07 (default: role-<address prefix>)")
+    .option(
+      "--id <name>",
+      "name in genesis and logs, e.g. v0 or dev-07 (default: role-<address prefix>)",
+    )
     .option("--json", "print the public part as JSON")
     .addHelpText(
       "after",
@@ -30,10 +35,16 @@ export function keysCommand(): Command {
     )
     .action(async (options) => {
       if (options.id !== undefined && !ID_PATTERN.test(options.id)) {
-        throw new UsageError(`--id: expected 1-64 characters of A-Z a-z 0-9 . _ : -, got ${JSON.stringify(options.id)}`);
+        throw new UsageError(
+          `--id: expected 1-64 characters of A-Z a-z 0-9 . _ : -, got ${
+            JSON.stringify(options.id)
+          }`,
+        );
       }
       if (existsSync(options.out)) {
-        throw new UsageError(`--out: ${options.out} already exists; refusing to overwrite a key file`);
+        throw new UsageError(
+          `--out: ${options.out} already exists; refusing to overwrite a key file`,
+        );
       }
       const dir = dirname(options.out);
       if (!existsSync(dir) || !statSync(dir).isDirectory()) {
@@ -45,7 +56,12 @@ export function keysCommand(): Command {
       const id = options.id ?? `${options.role}-${addressOf(pair.publicKey).slice(0, 8)}`;
       const file = keyFileFor(pair, options.role, id);
       writeKeyFile(options.out, file);
-      logger("keys").info("wrote key file", { path: options.out, role: file.role, id: file.id, mode: "0600" });
+      logger("keys").info("wrote key file", {
+        path: options.out,
+        role: file.role,
+        id: file.id,
+        mode: "0600",
+      });
       if (options.json) {
         const { private_key_pkcs8_base64: _secret, ...publicPart } = file;
         console.log(JSON.stringify({ ...publicPart, path: options.out }));

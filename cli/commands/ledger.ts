@@ -26,7 +26,10 @@ export function ledgerCommand(): Command {
     .requiredOption("--genesis <file>", "trusted genesis JSON file")
     .option("--no-blobs", "do not re-hash stored model blobs")
     .option("--json", "print the report as JSON")
-    .addHelpText("after", "\nExample:\n  $ iomt-sfl ledger verify --db node0/ledger.db --genesis genesis.json")
+    .addHelpText(
+      "after",
+      "\nExample:\n  $ iomt-sfl ledger verify --db node0/ledger.db --genesis genesis.json",
+    )
     .action(async (options) => {
       const genesis = await readGenesisOption(options.genesis);
       const store = await openStore(options.db);
@@ -37,17 +40,23 @@ export function ledgerCommand(): Command {
           console.log(JSON.stringify(report));
         } else {
           console.log(
-            `${report.ok ? "OK" : "BAD"}  chain ${report.chain_id}  genesis ${report.genesis_hash}\n` +
+            `${
+              report.ok ? "OK" : "BAD"
+            }  chain ${report.chain_id}  genesis ${report.genesis_hash}\n` +
               `verified ${report.verified_height}/${report.stored_height} blocks, ${report.txs_checked} txs, ` +
               `${report.signatures_checked} signatures, ${report.blobs_checked} blobs`,
           );
           if (report.problem) {
-            const where = report.problem.height === undefined ? "" : `first bad block: ${report.problem.height}\n`;
+            const where = report.problem.height === undefined
+              ? ""
+              : `first bad block: ${report.problem.height}\n`;
             console.log(`${where}reason: ${report.problem.code}: ${report.problem.message}`);
           }
         }
         if (!report.ok) {
-          const at = report.problem?.height === undefined ? "" : ` at block ${report.problem.height}`;
+          const at = report.problem?.height === undefined
+            ? ""
+            : ` at block ${report.problem.height}`;
           throw new Error(`ledger verification failed${at} (${report.problem?.code})`);
         }
       } finally {
@@ -60,9 +69,17 @@ export function ledgerCommand(): Command {
     .description("print blocks, their transactions and certificates")
     .requiredOption("--db <path|url>", DB_HELP)
     .option("--from <height>", "first height to show", intInRange(1, Number.MAX_SAFE_INTEGER), 1)
-    .option("--limit <n>", `blocks to show (at most ${SHOW_LIMIT_MAX})`, intInRange(1, SHOW_LIMIT_MAX), 20)
+    .option(
+      "--limit <n>",
+      `blocks to show (at most ${SHOW_LIMIT_MAX})`,
+      intInRange(1, SHOW_LIMIT_MAX),
+      20,
+    )
     .option("--json", "print one JSON document: {chain_id, genesis_hash, height, blocks:[...]}")
-    .addHelpText("after", "\nExample:\n  $ iomt-sfl ledger show --db node0/ledger.db --from 10 --limit 5")
+    .addHelpText(
+      "after",
+      "\nExample:\n  $ iomt-sfl ledger show --db node0/ledger.db --from 10 --limit 5",
+    )
     .action(async (options) => {
       const store = await openStore(options.db);
       try {
@@ -74,11 +91,24 @@ export function ledgerCommand(): Command {
 
   command
     .command("genesis")
-    .description("write a genesis file from validator and participant key files (public parts only)")
+    .description(
+      "write a genesis file from validator and participant key files (public parts only)",
+    )
     .requiredOption("--chain-id <id>", "chain id, e.g. iomt-sfl-ward3")
-    .requiredOption("--validators <files>", "comma-separated validator key files, in primary order (n = 3f+1)", commaList)
-    .addOption(new Option("--participants <files>", "comma-separated device, edge and admin key files").argParser(commaList))
-    .option("--time-ms <ms>", "genesis time, Unix ms (default: now)", intInRange(0, Number.MAX_SAFE_INTEGER))
+    .requiredOption(
+      "--validators <files>",
+      "comma-separated validator key files, in primary order (n = 3f+1)",
+      commaList,
+    )
+    .addOption(
+      new Option("--participants <files>", "comma-separated device, edge and admin key files")
+        .argParser(commaList),
+    )
+    .option(
+      "--time-ms <ms>",
+      "genesis time, Unix ms (default: now)",
+      intInRange(0, Number.MAX_SAFE_INTEGER),
+    )
     .requiredOption("--out <file>", "genesis file to create (never overwritten)")
     .action(async (options) => {
       if (existsSync(options.out)) throw new UsageError(`--out: ${options.out} already exists`);
@@ -97,9 +127,16 @@ export function ledgerCommand(): Command {
       };
       const validators = await load("--validators", options.validators);
       const participants = await load("--participants", options.participants ?? []);
-      const wrongRole = [...validators.filter((k) => k.role !== "validator"), ...participants.filter((k) => k.role === "validator")];
+      const wrongRole = [
+        ...validators.filter((k) => k.role !== "validator"),
+        ...participants.filter((k) => k.role === "validator"),
+      ];
       if (wrongRole.length > 0) {
-        throw new UsageError(`key ${wrongRole[0].id} has role ${wrongRole[0].role}; validators go in --validators, others in --participants`);
+        throw new UsageError(
+          `key ${wrongRole[0].id} has role ${
+            wrongRole[0].role
+          }; validators go in --validators, others in --participants`,
+        );
       }
       let genesis: Genesis;
       try {
@@ -107,13 +144,21 @@ export function ledgerCommand(): Command {
           chainId: options.chainId,
           genesisTimeMs: options.timeMs ?? Date.now(),
           validators: validators.map((k) => ({ id: k.id, publicKey: k.publicKey })),
-          participants: participants.map((k) => ({ id: k.id, publicKey: k.publicKey, role: k.role as "device" | "edge" | "admin" })),
+          participants: participants.map((k) => ({
+            id: k.id,
+            publicKey: k.publicKey,
+            role: k.role as "device" | "edge" | "admin",
+          })),
         });
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
       writeFileSync(options.out, JSON.stringify(genesis, null, 2) + "\n", { flag: "wx" });
-      logger("ledger").info("wrote genesis", { path: options.out, validators: validators.length, participants: participants.length });
+      logger("ledger").info("wrote genesis", {
+        path: options.out,
+        validators: validators.length,
+        participants: participants.length,
+      });
       console.log(genesisHash(genesis));
     });
 
@@ -121,8 +166,12 @@ export function ledgerCommand(): Command {
 }
 
 async function readGenesisOption(path: string): Promise<Genesis> {
-  if (!existsSync(path) || !statSync(path).isFile()) throw new UsageError(`--genesis: no such file: ${path}`);
-  if (statSync(path).size > GENESIS_BYTES_MAX) throw new UsageError(`--genesis: ${path} is larger than ${GENESIS_BYTES_MAX} bytes`);
+  if (!existsSync(path) || !statSync(path).isFile()) {
+    throw new UsageError(`--genesis: no such file: ${path}`);
+  }
+  if (statSync(path).size > GENESIS_BYTES_MAX) {
+    throw new UsageError(`--genesis: ${path} is larger than ${GENESIS_BYTES_MAX} bytes`);
+  }
   const { parseGenesis } = await import("../../ledger/chain/genesis.ts");
   try {
     return parseGenesis(readFileSync(path, "utf8"));
@@ -135,7 +184,9 @@ async function readGenesisOption(path: string): Promise<Genesis> {
 async function openStore(db: string): Promise<LedgerStore> {
   const { LedgerStore, isRemoteUrl } = await import("../../ledger/store/store.ts");
   const isPath = !isRemoteUrl(db) && !db.startsWith("file:") && db !== ":memory:";
-  if (isPath && (!existsSync(db) || !statSync(db).isFile())) throw new UsageError(`--db: no such file: ${db}`);
+  if (isPath && (!existsSync(db) || !statSync(db).isFile())) {
+    throw new UsageError(`--db: no such file: ${db}`);
+  }
   try {
     return await LedgerStore.open(db, { readOnly: true, authToken: authToken() });
   } catch (error) {
@@ -148,7 +199,12 @@ function authToken(): string | undefined {
   return globalThis.process?.env?.IOMT_SFL_DB_AUTH_TOKEN || undefined;
 }
 
-async function showBlocks(store: LedgerStore, from: number, limit: number, json: boolean): Promise<void> {
+async function showBlocks(
+  store: LedgerStore,
+  from: number,
+  limit: number,
+  json: boolean,
+): Promise<void> {
   const ctx = store.context;
   const height = await store.height();
   const to = from + limit - 1;
@@ -164,31 +220,55 @@ async function showBlocks(store: LedgerStore, from: number, limit: number, json:
         certificate: c.certificate,
       });
     }
-    console.log(JSON.stringify({ chain_id: ctx?.chainId ?? null, genesis_hash: ctx?.genesisHash ?? null, height, blocks }));
+    console.log(
+      JSON.stringify({
+        chain_id: ctx?.chainId ?? null,
+        genesis_hash: ctx?.genesisHash ?? null,
+        height,
+        blocks,
+      }),
+    );
     return;
   }
   const counts = await store.counts();
   console.log(
-    `chain ${ctx?.chainId ?? "(no genesis)"}  genesis ${short(ctx?.genesisHash)}  height ${height}  ` +
+    `chain ${ctx?.chainId ?? "(no genesis)"}  genesis ${
+      short(ctx?.genesisHash)
+    }  height ${height}  ` +
       `(${counts.transactions} txs, ${counts.blobs} blobs, ${counts.checkpoints} checkpoints)`,
   );
   const { txHash } = await import("../../ledger/chain/tx.ts");
   let shown = 0;
   for await (const c of store.readCommitted(from, to)) {
     console.log(formatBlock(ctx, c.hash, c.block, c.certificate));
-    c.block.txs.forEach((tx, i) => console.log(`    [${i}] ${formatTx(ctx, tx)}  tx ${short(txHash(tx))}`));
+    c.block.txs.forEach((tx, i) =>
+      console.log(`    [${i}] ${formatTx(ctx, tx)}  tx ${short(txHash(tx))}`)
+    );
     shown += 1;
   }
-  if (shown === 0) console.log(from > height ? `no blocks from height ${from} (last is ${height})` : "no blocks");
+  if (shown === 0) {
+    console.log(from > height ? `no blocks from height ${from} (last is ${height})` : "no blocks");
+  }
 }
 
-function formatBlock(ctx: ChainContext | null, hash: string, block: Block, certificate: Certificate | null): string {
+function formatBlock(
+  ctx: ChainContext | null,
+  hash: string,
+  block: Block,
+  certificate: Certificate | null,
+): string {
   const h = block.header;
   const cert = certificate
-    ? `cert ${certificate.signatures.length}/${ctx?.validators.length ?? "?"} (view ${certificate.view})`
+    ? `cert ${certificate.signatures.length}/${
+      ctx?.validators.length ?? "?"
+    } (view ${certificate.view})`
     : "NO CERT";
-  return `#${h.height}  ${short(hash)}  prev ${short(h.prev_hash)}  view ${h.view}  proposer ${nameOf(ctx, h.proposer)}  ` +
-    `${new Date(h.time_ms).toISOString()}  txs ${h.tx_count}  state ${short(h.state_root)}  ${cert}`;
+  return `#${h.height}  ${short(hash)}  prev ${short(h.prev_hash)}  view ${h.view}  proposer ${
+    nameOf(ctx, h.proposer)
+  }  ` +
+    `${new Date(h.time_ms).toISOString()}  txs ${h.tx_count}  state ${
+      short(h.state_root)
+    }  ${cert}`;
 }
 
 function formatTx(ctx: ChainContext | null, tx: Tx): string {
@@ -197,17 +277,23 @@ function formatTx(ctx: ChainContext | null, tx: Tx): string {
   switch (tx.type) {
     case "model_update":
     case "edge_update":
-      return `${head}  round ${b.round}  samples ${b.sample_count}  blob ${short(b.blob_sha256 as string)} (${b.blob_size_bytes} B)` +
+      return `${head}  round ${b.round}  samples ${b.sample_count}  blob ${
+        short(b.blob_sha256 as string)
+      } (${b.blob_size_bytes} B)` +
         (Array.isArray(b.devices) ? `  devices ${b.devices.length}` : "");
     case "round_open":
-      return `${head}  round ${b.round}` + (b.global_model_sha256 ? `  global ${short(b.global_model_sha256 as string)}` : "");
+      return `${head}  round ${b.round}` +
+        (b.global_model_sha256 ? `  global ${short(b.global_model_sha256 as string)}` : "");
     case "round_close":
-      return `${head}  round ${b.round}` + (Array.isArray(b.accepted) ? `  accepted ${b.accepted.length}` : "") +
+      return `${head}  round ${b.round}` +
+        (Array.isArray(b.accepted) ? `  accepted ${b.accepted.length}` : "") +
         (Array.isArray(b.rejected) ? `  rejected ${b.rejected.length}` : "") +
         (b.aggregate_sha256 ? `  aggregate ${short(b.aggregate_sha256 as string)}` : "");
     case "quarantine":
     case "readmit":
-      return `${head}  target ${nameOf(ctx, b.target as string)}  reason ${JSON.stringify(b.reason)}`;
+      return `${head}  target ${nameOf(ctx, b.target as string)}  reason ${
+        JSON.stringify(b.reason)
+      }`;
     default:
       return `${head}  body ${JSON.stringify(tx.body).slice(0, 80)}`;
   }

@@ -77,7 +77,13 @@ export function decodeBlock(
   }
   const block = validateBlockShape(value, limits);
   const root = txRoot(block.txs);
-  if (root !== block.header.tx_root) fail("bad_tx_root", `tx_root ${block.header.tx_root} but txs hash to ${root}`, block.header.height);
+  if (root !== block.header.tx_root) {
+    fail(
+      "bad_tx_root",
+      `tx_root ${block.header.tx_root} but txs hash to ${root}`,
+      block.header.height,
+    );
+  }
   return block;
 }
 
@@ -112,10 +118,17 @@ export function validateBlockShape(value: unknown, limits: BlockLimits): Block {
   const header = validateHeaderShape(b.header, "block.header");
   try {
     const txs = check.array(b.txs, "block.txs", limits.maxTxs);
-    if (txs.length !== header.tx_count) fail("malformed", `block.header.tx_count is ${header.tx_count} but the block has ${txs.length} txs`);
+    if (txs.length !== header.tx_count) {
+      fail(
+        "malformed",
+        `block.header.tx_count is ${header.tx_count} but the block has ${txs.length} txs`,
+      );
+    }
     txs.forEach((tx, i) => validateTxShape(tx, limits.maxTxBytes, `block.txs[${i}]`));
   } catch (error) {
-    if (error instanceof LedgerError && error.height === undefined) throw new LedgerError(error.code, error.message, header.height);
+    if (error instanceof LedgerError && error.height === undefined) {
+      throw new LedgerError(error.code, error.message, header.height);
+    }
     throw error;
   }
   return value as Block;

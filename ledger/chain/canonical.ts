@@ -53,7 +53,9 @@ export function canonicalHashBytes(value: unknown): Uint8Array {
  */
 export function parseCanonical(input: Uint8Array | string, bytesMax: number): CanonicalValue {
   const length = typeof input === "string" ? encoder.encode(input).length : input.length;
-  if (length > bytesMax) throw new CanonicalError(`encoded value is ${length} bytes, limit ${bytesMax}`);
+  if (length > bytesMax) {
+    throw new CanonicalError(`encoded value is ${length} bytes, limit ${bytesMax}`);
+  }
   let text: string;
   try {
     text = typeof input === "string" ? input : strictDecoder.decode(input);
@@ -72,7 +74,9 @@ export function parseCanonical(input: Uint8Array | string, bytesMax: number): Ca
 }
 
 function write(value: unknown, path: string, depth: number): string {
-  if (depth > CANONICAL_DEPTH_MAX) throw new CanonicalError(`${path}: nested deeper than ${CANONICAL_DEPTH_MAX}`);
+  if (depth > CANONICAL_DEPTH_MAX) {
+    throw new CanonicalError(`${path}: nested deeper than ${CANONICAL_DEPTH_MAX}`);
+  }
   if (value === null) return "null";
   switch (typeof value) {
     case "boolean":
@@ -100,7 +104,9 @@ function write(value: unknown, path: string, depth: number): string {
   }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) {
-    throw new CanonicalError(`${path}: only plain objects can be encoded (got ${proto?.constructor?.name})`);
+    throw new CanonicalError(
+      `${path}: only plain objects can be encoded (got ${proto?.constructor?.name})`,
+    );
   }
   const record = value as Record<string, unknown>;
   // Default sort compares UTF-16 code units, which is exactly RFC 8785's order.

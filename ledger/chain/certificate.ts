@@ -17,7 +17,13 @@ export interface CommitTarget {
 }
 
 export function commitStatement(target: CommitTarget): CommitStatement {
-  return { kind: "commit", chain_id: target.chainId, height: target.height, view: target.view, block_hash: target.blockHash };
+  return {
+    kind: "commit",
+    chain_id: target.chainId,
+    height: target.height,
+    view: target.view,
+    block_hash: target.blockHash,
+  };
 }
 
 /** The bytes a validator signs to commit a block. */
@@ -29,7 +35,10 @@ export async function signCommit(
   signer: { address: string; privateKey: CryptoKey },
   target: CommitTarget,
 ): Promise<CommitSignature> {
-  return { validator: signer.address, sig: toHex(await sign(signer.privateKey, commitSigningBytes(target))) };
+  return {
+    validator: signer.address,
+    sig: toHex(await sign(signer.privateKey, commitSigningBytes(target))),
+  };
 }
 
 /**
@@ -48,7 +57,9 @@ export async function makeCertificate(
   for (const s of signatures) {
     const index = ctx.validatorIndex.get(s.validator);
     if (index === undefined || byValidator.has(s.validator) || !isHex(s.sig, 64)) continue;
-    if (!(await verify(fromHex(ctx.validators[index].public_key), fromHex(s.sig), message))) continue;
+    if (!(await verify(fromHex(ctx.validators[index].public_key), fromHex(s.sig), message))) {
+      continue;
+    }
     byValidator.set(s.validator, { validator: s.validator, sig: s.sig });
   }
   const certificate: Certificate = {
@@ -78,7 +89,14 @@ export function decodeCertificate(bytes: Uint8Array | string): Certificate {
 }
 
 export function validateCertificateShape(value: unknown): Certificate {
-  const c = check.object(value, "certificate", ["v", "chain_id", "height", "view", "block_hash", "signatures"]);
+  const c = check.object(value, "certificate", [
+    "v",
+    "chain_id",
+    "height",
+    "view",
+    "block_hash",
+    "signatures",
+  ]);
   check.literal(c.v, "certificate.v", 1);
   if (typeof c.chain_id !== "string") fail("malformed", "certificate.chain_id: expected a string");
   check.int(c.height, "certificate.height", 1, Number.MAX_SAFE_INTEGER);
@@ -109,30 +127,55 @@ export async function verifyCertificate(
     if (error instanceof LedgerError) fail("bad_certificate", error.message, height);
     throw error;
   }
-  if (certificate.chain_id !== ctx.chainId) fail("wrong_chain", `certificate chain_id ${certificate.chain_id}`, height);
-  if (certificate.height !== height) fail("bad_certificate", `certificate is for height ${certificate.height}`, height);
+  if (certificate.chain_id !== ctx.chainId) {
+    fail("wrong_chain", `certificate chain_id ${certificate.chain_id}`, height);
+  }
+  if (certificate.height !== height) {
+    fail("bad_certificate", `certificate is for height ${certificate.height}`, height);
+  }
   if (certificate.block_hash !== expected.blockHash) {
-    fail("bad_certificate", `certificate is for block ${certificate.block_hash}, not ${expected.blockHash}`, height);
+    fail(
+      "bad_certificate",
+      `certificate is for block ${certificate.block_hash}, not ${expected.blockHash}`,
+      height,
+    );
   }
   if (expected.headerView !== undefined && certificate.view < expected.headerView) {
-    fail("bad_certificate", `certificate view ${certificate.view} is before the block's view ${expected.headerView}`, height);
+    fail(
+      "bad_certificate",
+      `certificate view ${certificate.view} is before the block's view ${expected.headerView}`,
+      height,
+    );
   }
-  const message = commitSigningBytes({ chainId: ctx.chainId, height, view: certificate.view, blockHash: expected.blockHash });
+  const message = commitSigningBytes({
+    chainId: ctx.chainId,
+    height,
+    view: certificate.view,
+    blockHash: expected.blockHash,
+  });
   let previous = "";
   const results = await Promise.all(certificate.signatures.map((s) => {
     const index = ctx.validatorIndex.get(s.validator);
-    if (index === undefined) return Promise.resolve(`signer ${s.validator} is not a genesis validator`);
+    if (index === undefined) {
+      return Promise.resolve(`signer ${s.validator} is not a genesis validator`);
+    }
     const publicKey = fromHex(ctx.validators[index].public_key);
     return verify(publicKey, fromHex(s.sig), message).then((ok) =>
       ok ? null : `signature of validator ${ctx.validators[index].id} does not verify`
     );
   }));
   certificate.signatures.forEach((s, i) => {
-    if (s.validator <= previous) fail("bad_certificate", "signers must be distinct and sorted by address", height);
+    if (s.validator <= previous) {
+      fail("bad_certificate", "signers must be distinct and sorted by address", height);
+    }
     previous = s.validator;
     if (results[i] !== null) fail("bad_certificate", results[i]!, height);
   });
   if (certificate.signatures.length < ctx.quorum) {
-    fail("no_quorum", `${certificate.signatures.length} commit signatures, need ${ctx.quorum} (2f+1, f=${ctx.f})`, height);
+    fail(
+      "no_quorum",
+      `${certificate.signatures.length} commit signatures, need ${ctx.quorum} (2f+1, f=${ctx.f})`,
+      height,
+    );
   }
 }

@@ -19,7 +19,11 @@ import {
 
 /** Chain-level defaults; update_consensus starts empty and is filled by the application. */
 export const DEFAULT_PARAMS: GenesisParams = {
-  model_update: { min_sample_count: 1, max_sample_count: 100_000_000, max_blob_bytes: 64 * 1024 * 1024 },
+  model_update: {
+    min_sample_count: 1,
+    max_sample_count: 100_000_000,
+    max_blob_bytes: 64 * 1024 * 1024,
+  },
   checkpoint_interval_blocks: 64,
   batch: { max_txs_per_block: 1000, max_tx_bytes: 64 * 1024, max_block_bytes: 8 * 1024 * 1024 },
   update_consensus: {},
@@ -63,7 +67,10 @@ export function createGenesis(input: CreateGenesisInput): Genesis {
     chain_id: input.chainId,
     genesis_time_ms: input.genesisTimeMs,
     validators: input.validators.map(entry),
-    participants: (input.participants ?? []).map((key) => ({ ...entry({ id: key.id, publicKey: key.publicKey }), role: key.role })),
+    participants: (input.participants ?? []).map((key) => ({
+      ...entry({ id: key.id, publicKey: key.publicKey }),
+      role: key.role,
+    })),
     params: structuredClone(input.params ?? DEFAULT_PARAMS),
   };
   return validateGenesis(genesis);
@@ -98,27 +105,62 @@ export function parseGenesis(text: string): Genesis {
 }
 
 export function validateGenesis(value: unknown): Genesis {
-  const g = check.object(value, "genesis", ["v", "chain_id", "genesis_time_ms", "validators", "participants", "params"]);
+  const g = check.object(value, "genesis", [
+    "v",
+    "chain_id",
+    "genesis_time_ms",
+    "validators",
+    "participants",
+    "params",
+  ]);
   check.literal(g.v, "genesis.v", 1);
-  check.text(g.chain_id, "genesis.chain_id", CHAIN_ID_PATTERN, `a chain id matching ${CHAIN_ID_PATTERN}`);
+  check.text(
+    g.chain_id,
+    "genesis.chain_id",
+    CHAIN_ID_PATTERN,
+    `a chain id matching ${CHAIN_ID_PATTERN}`,
+  );
   check.int(g.genesis_time_ms, "genesis.genesis_time_ms", 0, Number.MAX_SAFE_INTEGER);
   const validators = check.array(g.validators, "genesis.validators", LIMITS.validators_max);
   const n = validators.length;
-  if (n < 1 || (n - 1) % 3 !== 0) fail("malformed", `genesis.validators: need n = 3f + 1 validators, got ${n}`);
+  if (n < 1 || (n - 1) % 3 !== 0) {
+    fail("malformed", `genesis.validators: need n = 3f + 1 validators, got ${n}`);
+  }
   const participants = check.array(g.participants, "genesis.participants", LIMITS.participants_max);
   const seenAddresses = new Set<string>();
   const seenIds = new Set<string>();
   const checkKey = (raw: unknown, path: string, withRole: boolean) => {
-    const e = check.object(raw, path, withRole ? ["id", "address", "public_key", "role"] : ["id", "address", "public_key"], withRole ? [] : ["endpoint"]);
-    if (e.endpoint !== undefined) check.text(e.endpoint, `${path}.endpoint`, ENDPOINT_PATTERN, "an http(s) URL such as http://127.0.0.1:7101");
-    check.text(e.id, `${path}.id`, PARTICIPANT_ID_PATTERN, `an id matching ${PARTICIPANT_ID_PATTERN}`);
+    const e = check.object(
+      raw,
+      path,
+      withRole ? ["id", "address", "public_key", "role"] : ["id", "address", "public_key"],
+      withRole ? [] : ["endpoint"],
+    );
+    if (e.endpoint !== undefined) {
+      check.text(
+        e.endpoint,
+        `${path}.endpoint`,
+        ENDPOINT_PATTERN,
+        "an http(s) URL such as http://127.0.0.1:7101",
+      );
+    }
+    check.text(
+      e.id,
+      `${path}.id`,
+      PARTICIPANT_ID_PATTERN,
+      `an id matching ${PARTICIPANT_ID_PATTERN}`,
+    );
     const publicKey = check.hex(e.public_key, `${path}.public_key`, 32);
     check.hex(e.address, `${path}.address`, 20);
-    if (e.address !== addressOf(fromHex(publicKey))) fail("malformed", `${path}.address: does not match public_key`);
+    if (e.address !== addressOf(fromHex(publicKey))) {
+      fail("malformed", `${path}.address: does not match public_key`);
+    }
     if (withRole && !["device", "edge", "admin"].includes(e.role as string)) {
       fail("malformed", `${path}.role: expected device, edge or admin`);
     }
-    if (seenAddresses.has(e.address as string)) fail("malformed", `${path}: duplicate key ${e.address}`);
+    if (seenAddresses.has(e.address as string)) {
+      fail("malformed", `${path}: duplicate key ${e.address}`);
+    }
     if (seenIds.has(e.id as string)) fail("malformed", `${path}: duplicate id ${e.id}`);
     seenAddresses.add(e.address as string);
     seenIds.add(e.id as string);
@@ -136,17 +178,37 @@ function validateParams(value: unknown): void {
     "batch",
     "update_consensus",
   ], ["initial_model_sha256", "ext"]);
-  const mu = check.object(p.model_update, "params.model_update", ["min_sample_count", "max_sample_count", "max_blob_bytes"]);
-  const minSamples = check.int(mu.min_sample_count, "params.model_update.min_sample_count", 1, Number.MAX_SAFE_INTEGER);
-  check.int(mu.max_sample_count, "params.model_update.max_sample_count", minSamples, Number.MAX_SAFE_INTEGER);
+  const mu = check.object(p.model_update, "params.model_update", [
+    "min_sample_count",
+    "max_sample_count",
+    "max_blob_bytes",
+  ]);
+  const minSamples = check.int(
+    mu.min_sample_count,
+    "params.model_update.min_sample_count",
+    1,
+    Number.MAX_SAFE_INTEGER,
+  );
+  check.int(
+    mu.max_sample_count,
+    "params.model_update.max_sample_count",
+    minSamples,
+    Number.MAX_SAFE_INTEGER,
+  );
   check.int(mu.max_blob_bytes, "params.model_update.max_blob_bytes", 1, LIMITS.blob_bytes_max);
   check.int(p.checkpoint_interval_blocks, "params.checkpoint_interval_blocks", 1, 1_000_000);
-  const b = check.object(p.batch, "params.batch", ["max_txs_per_block", "max_tx_bytes", "max_block_bytes"]);
+  const b = check.object(p.batch, "params.batch", [
+    "max_txs_per_block",
+    "max_tx_bytes",
+    "max_block_bytes",
+  ]);
   check.int(b.max_txs_per_block, "params.batch.max_txs_per_block", 1, LIMITS.txs_per_block_max);
   const txBytes = check.int(b.max_tx_bytes, "params.batch.max_tx_bytes", 256, LIMITS.tx_bytes_max);
   check.int(b.max_block_bytes, "params.batch.max_block_bytes", txBytes, LIMITS.block_bytes_max);
   check.freeObject(p.update_consensus, "params.update_consensus");
-  if (p.initial_model_sha256 !== undefined) check.hex(p.initial_model_sha256, "params.initial_model_sha256", 32);
+  if (p.initial_model_sha256 !== undefined) {
+    check.hex(p.initial_model_sha256, "params.initial_model_sha256", 32);
+  }
   if (p.ext !== undefined) check.freeObject(p.ext, "params.ext");
 }
 
@@ -166,7 +228,9 @@ export interface ChainContext {
 export function chainContext(genesis: Genesis): ChainContext {
   validateGenesis(genesis);
   const keys: ChainContext["keys"] = new Map();
-  genesis.validators.forEach((v) => keys.set(v.address, { id: v.id, role: "validator", publicKey: fromHex(v.public_key) }));
+  genesis.validators.forEach((v) =>
+    keys.set(v.address, { id: v.id, role: "validator", publicKey: fromHex(v.public_key) })
+  );
   genesis.participants.forEach((p: ParticipantEntry) =>
     keys.set(p.address, { id: p.id, role: p.role, publicKey: fromHex(p.public_key) })
   );

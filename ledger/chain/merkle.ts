@@ -28,7 +28,10 @@ function merkleRootBytes(leafHashes: Uint8Array[]): Uint8Array {
   if (leafHashes.length === 0) return sha256Bytes(new Uint8Array(0));
   if (leafHashes.length === 1) return leafHashes[0];
   const split = largestPowerOfTwoBelow(leafHashes.length);
-  return merkleNodeHash(merkleRootBytes(leafHashes.slice(0, split)), merkleRootBytes(leafHashes.slice(split)));
+  return merkleNodeHash(
+    merkleRootBytes(leafHashes.slice(0, split)),
+    merkleRootBytes(leafHashes.slice(split)),
+  );
 }
 
 function largestPowerOfTwoBelow(n: number): number {

@@ -1,11 +1,18 @@
 // Public API of the chain format: what the validator shell and verifiers import.
 export * from "./types.ts";
 export * from "./errors.ts";
-export { canonicalBytes, canonicalHash, canonicalize, CanonicalError, type CanonicalValue, parseCanonical } from "./canonical.ts";
+export {
+  canonicalBytes,
+  CanonicalError,
+  canonicalHash,
+  canonicalize,
+  type CanonicalValue,
+  parseCanonical,
+} from "./canonical.ts";
 export { merkleLeafHash, merkleNodeHash, merkleRoot } from "./merkle.ts";
 export {
-  chainContext,
   type ChainContext,
+  chainContext,
   createGenesis,
   type CreateGenesisInput,
   DEFAULT_PARAMS,
@@ -17,8 +24,27 @@ export {
   quorumSize,
   validateGenesis,
 } from "./genesis.ts";
-export { encodeTx, signTx, TX_SENDER_ROLES, txHash, txSigningBytes, type TxSigner, unsignedTx, validateTxShape, verifyTxAuth } from "./tx.ts";
-export { blockHash, buildBlock, type BuildBlockInput, decodeBlock, encodeBlock, txRoot, validateBlockShape, validateHeaderShape } from "./block.ts";
+export {
+  encodeTx,
+  signTx,
+  TX_SENDER_ROLES,
+  txHash,
+  type TxSigner,
+  txSigningBytes,
+  unsignedTx,
+  validateTxShape,
+  verifyTxAuth,
+} from "./tx.ts";
+export {
+  blockHash,
+  buildBlock,
+  type BuildBlockInput,
+  decodeBlock,
+  encodeBlock,
+  txRoot,
+  validateBlockShape,
+  validateHeaderShape,
+} from "./block.ts";
 export {
   commitSigningBytes,
   commitStatement,

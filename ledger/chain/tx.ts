@@ -80,7 +80,10 @@ export function validateTxShape(value: unknown, txBytesMax: number, path = "tx")
   check.literal(tx.v, `${path}.v`, 1);
   if (typeof tx.chain_id !== "string") fail("malformed", `${path}.chain_id: expected a string`);
   const type = tx.type;
-  if (typeof type !== "string" || !(KNOWN_TX_TYPES.includes(type as KnownTxType) || EXTENSION_TX_TYPE_PATTERN.test(type))) {
+  if (
+    typeof type !== "string" ||
+    !(KNOWN_TX_TYPES.includes(type as KnownTxType) || EXTENSION_TX_TYPE_PATTERN.test(type))
+  ) {
     fail("malformed", `${path}.type: unknown type ${JSON.stringify(type)}`);
   }
   check.hex(tx.from, `${path}.from`, 20);
@@ -100,12 +103,19 @@ function validateBody(type: TxType, value: unknown, path: string): void {
     case "model_update":
     case "edge_update": {
       const required = ["round", "sample_count", "blob_sha256", "blob_size_bytes"];
-      const body = check.object(value, path, required, type === "edge_update" ? [...UPDATE_OPTIONAL, "devices"] : UPDATE_OPTIONAL);
+      const body = check.object(
+        value,
+        path,
+        required,
+        type === "edge_update" ? [...UPDATE_OPTIONAL, "devices"] : UPDATE_OPTIONAL,
+      );
       check.int(body.round, `${path}.round`, 1, ROUND_MAX);
       check.int(body.sample_count, `${path}.sample_count`, 1, Number.MAX_SAFE_INTEGER);
       check.hex(body.blob_sha256, `${path}.blob_sha256`, 32);
       check.int(body.blob_size_bytes, `${path}.blob_size_bytes`, 1, LIMITS.blob_bytes_max);
-      if (body.base_model_sha256 !== undefined) check.hex(body.base_model_sha256, `${path}.base_model_sha256`, 32);
+      if (body.base_model_sha256 !== undefined) {
+        check.hex(body.base_model_sha256, `${path}.base_model_sha256`, 32);
+      }
       if (body.metrics !== undefined) validateMetrics(body.metrics, `${path}.metrics`);
       if (body.devices !== undefined) {
         check.array(body.devices, `${path}.devices`, LIMITS.hash_list_max).forEach((d, i) =>
@@ -116,20 +126,37 @@ function validateBody(type: TxType, value: unknown, path: string): void {
       return;
     }
     case "round_open": {
-      const body = check.object(value, path, ["round"], ["global_model_sha256", "deadline_ms", "meta"]);
+      const body = check.object(value, path, ["round"], [
+        "global_model_sha256",
+        "deadline_ms",
+        "meta",
+      ]);
       check.int(body.round, `${path}.round`, 1, ROUND_MAX);
-      if (body.global_model_sha256 !== undefined) check.hex(body.global_model_sha256, `${path}.global_model_sha256`, 32);
-      if (body.deadline_ms !== undefined) check.int(body.deadline_ms, `${path}.deadline_ms`, 0, Number.MAX_SAFE_INTEGER);
+      if (body.global_model_sha256 !== undefined) {
+        check.hex(body.global_model_sha256, `${path}.global_model_sha256`, 32);
+      }
+      if (body.deadline_ms !== undefined) {
+        check.int(body.deadline_ms, `${path}.deadline_ms`, 0, Number.MAX_SAFE_INTEGER);
+      }
       if (body.meta !== undefined) check.freeObject(body.meta, `${path}.meta`);
       return;
     }
     case "round_close": {
-      const body = check.object(value, path, ["round"], ["aggregate_sha256", "accepted", "rejected", "meta"]);
+      const body = check.object(value, path, ["round"], [
+        "aggregate_sha256",
+        "accepted",
+        "rejected",
+        "meta",
+      ]);
       check.int(body.round, `${path}.round`, 1, ROUND_MAX);
-      if (body.aggregate_sha256 !== undefined) check.hex(body.aggregate_sha256, `${path}.aggregate_sha256`, 32);
+      if (body.aggregate_sha256 !== undefined) {
+        check.hex(body.aggregate_sha256, `${path}.aggregate_sha256`, 32);
+      }
       for (const key of ["accepted", "rejected"]) {
         if (body[key] === undefined) continue;
-        check.array(body[key], `${path}.${key}`, LIMITS.hash_list_max).forEach((h, i) => check.hex(h, `${path}.${key}[${i}]`, 32));
+        check.array(body[key], `${path}.${key}`, LIMITS.hash_list_max).forEach((h, i) =>
+          check.hex(h, `${path}.${key}[${i}]`, 32)
+        );
       }
       if (body.meta !== undefined) check.freeObject(body.meta, `${path}.meta`);
       return;
@@ -139,7 +166,10 @@ function validateBody(type: TxType, value: unknown, path: string): void {
       const body = check.object(value, path, ["target", "reason"], ["round", "meta"]);
       check.hex(body.target, `${path}.target`, 20);
       if (typeof body.reason !== "string" || body.reason.length > LIMITS.reason_chars_max) {
-        fail("malformed", `${path}.reason: expected a string of at most ${LIMITS.reason_chars_max} characters`);
+        fail(
+          "malformed",
+          `${path}.reason: expected a string of at most ${LIMITS.reason_chars_max} characters`,
+        );
       }
       if (body.round !== undefined) check.int(body.round, `${path}.round`, 1, ROUND_MAX);
       if (body.meta !== undefined) check.freeObject(body.meta, `${path}.meta`);
@@ -153,7 +183,9 @@ function validateBody(type: TxType, value: unknown, path: string): void {
 function validateMetrics(value: unknown, path: string): void {
   const metrics = check.freeObject(value, path);
   const names = Object.keys(metrics);
-  if (names.length > LIMITS.metrics_max) fail("malformed", `${path}: more than ${LIMITS.metrics_max} metrics`);
+  if (names.length > LIMITS.metrics_max) {
+    fail("malformed", `${path}: more than ${LIMITS.metrics_max} metrics`);
+  }
   for (const name of names) {
     check.text(name, `${path}.${name}`, /^[a-z0-9_]{1,64}$/, "a snake_case metric name");
     check.int(metrics[name], `${path}.${name}`, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
@@ -165,7 +197,9 @@ function validateMetrics(value: unknown, path: string): void {
  * (wrong_chain | unknown_sender | unauthorized | bad_signature).
  */
 export async function verifyTxAuth(ctx: ChainContext, tx: Tx, path = "tx"): Promise<void> {
-  if (tx.chain_id !== ctx.chainId) fail("wrong_chain", `${path}: chain_id ${JSON.stringify(tx.chain_id)} is not ${ctx.chainId}`);
+  if (tx.chain_id !== ctx.chainId) {
+    fail("wrong_chain", `${path}: chain_id ${JSON.stringify(tx.chain_id)} is not ${ctx.chainId}`);
+  }
   const sender = ctx.keys.get(tx.from);
   if (!sender) fail("unknown_sender", `${path}: sender ${tx.from} is not in genesis`);
   const roles = TX_SENDER_ROLES[tx.type as KnownTxType];

@@ -23,7 +23,8 @@ export const LIMITS = {
 export const CHAIN_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const PARTICIPANT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 /** http(s) origin with an optional path, no credentials, query or fragment. */
-export const ENDPOINT_PATTERN = /^https?:\/\/[A-Za-z0-9.\-\[\]:]{1,255}(\/[A-Za-z0-9._~\/-]{0,255})?$/;
+export const ENDPOINT_PATTERN =
+  /^https?:\/\/[A-Za-z0-9.\-\[\]:]{1,255}(\/[A-Za-z0-9._~\/-]{0,255})?$/;
 
 export type Hex = string;
 export type Address = string;

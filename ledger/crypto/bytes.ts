@@ -16,7 +16,9 @@ export function fromHex(hex: string, expectedBytes?: number): Uint8Array {
     throw new Error(`expected lowercase hex with an even number of digits, got ${preview(hex)}`);
   }
   if (expectedBytes !== undefined && hex.length !== expectedBytes * 2) {
-    throw new Error(`expected ${expectedBytes} bytes of hex (${expectedBytes * 2} digits), got ${hex.length}`);
+    throw new Error(
+      `expected ${expectedBytes} bytes of hex (${expectedBytes * 2} digits), got ${hex.length}`,
+    );
   }
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);

@@ -30,7 +30,9 @@ export function seedToPkcs8(seed: Uint8Array): Uint8Array {
 
 export function pkcs8ToSeed(pkcs8: Uint8Array): Uint8Array {
   if (pkcs8.length !== 48 || !bytesEqual(pkcs8.subarray(0, 16), PKCS8_ED25519_PREFIX)) {
-    throw new Error("not an Ed25519 PKCS#8 private key (expected 48 bytes with the RFC 8410 prefix)");
+    throw new Error(
+      "not an Ed25519 PKCS#8 private key (expected 48 bytes with the RFC 8410 prefix)",
+    );
   }
   return pkcs8.slice(16);
 }
@@ -39,12 +41,16 @@ export function pkcs8ToSeed(pkcs8: Uint8Array): Uint8Array {
 export async function keyPairFromSeed(seed: Uint8Array): Promise<KeyPair> {
   assertLength(seed, SEED_BYTES, "seed");
   const pkcs8 = seedToPkcs8(seed) as Uint8Array<ArrayBuffer>;
-  const extractable = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, true, ["sign"]);
+  const extractable = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, true, [
+    "sign",
+  ]);
   const jwk = await crypto.subtle.exportKey("jwk", extractable);
   if (typeof jwk.x !== "string") throw new Error("WebCrypto did not export the Ed25519 public key");
   const publicKey = fromBase64Url(jwk.x);
   assertLength(publicKey, PUBLIC_KEY_BYTES, "public key");
-  const privateKey = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, false, ["sign"]);
+  const privateKey = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, false, [
+    "sign",
+  ]);
   return { seed: seed.slice(), publicKey, privateKey };
 }
 
@@ -53,7 +59,11 @@ export async function generateKeyPair(): Promise<KeyPair> {
 }
 
 export async function sign(privateKey: CryptoKey, message: Uint8Array): Promise<Uint8Array> {
-  const signature = await crypto.subtle.sign("Ed25519", privateKey, message as Uint8Array<ArrayBuffer>);
+  const signature = await crypto.subtle.sign(
+    "Ed25519",
+    privateKey,
+    message as Uint8Array<ArrayBuffer>,
+  );
   return new Uint8Array(signature);
 }
 
@@ -67,9 +77,15 @@ function verifyKey(publicKey: Uint8Array): Promise<CryptoKey> {
   let key = verifyKeys.get(id);
   if (!key) {
     if (verifyKeys.size >= VERIFY_KEY_CACHE_MAX) verifyKeys.clear();
-    key = crypto.subtle.importKey("raw", publicKey as Uint8Array<ArrayBuffer>, { name: "Ed25519" }, false, [
-      "verify",
-    ]);
+    key = crypto.subtle.importKey(
+      "raw",
+      publicKey as Uint8Array<ArrayBuffer>,
+      { name: "Ed25519" },
+      false,
+      [
+        "verify",
+      ],
+    );
     verifyKeys.set(id, key);
     key.catch(() => verifyKeys.delete(id));
   }

@@ -29,8 +29,12 @@ export interface LoadedKey extends KeyPair {
 }
 
 export function keyFileFor(pair: KeyPair, role: KeyRole, id: string): KeyFile {
-  if (!KEY_ID_PATTERN.test(id)) throw new Error(`key id must match ${KEY_ID_PATTERN}: ${JSON.stringify(id)}`);
-  if (!(KEY_ROLES as readonly string[]).includes(role)) throw new Error(`unknown key role: ${role}`);
+  if (!KEY_ID_PATTERN.test(id)) {
+    throw new Error(`key id must match ${KEY_ID_PATTERN}: ${JSON.stringify(id)}`);
+  }
+  if (!(KEY_ROLES as readonly string[]).includes(role)) {
+    throw new Error(`unknown key role: ${role}`);
+  }
   return {
     v: 1,
     kind: KEY_FILE_KIND,
@@ -62,8 +66,12 @@ export async function parseKeyFile(text: string, source = "key file"): Promise<L
   if (file.kind !== KEY_FILE_KIND || file.v !== 1) {
     throw new Error(`${source}: not an iomt-sfl key file (kind must be "${KEY_FILE_KIND}", v 1)`);
   }
-  if (!(KEY_ROLES as readonly unknown[]).includes(file.role)) throw new Error(`${source}: bad role`);
-  if (typeof file.id !== "string" || !KEY_ID_PATTERN.test(file.id)) throw new Error(`${source}: bad id`);
+  if (!(KEY_ROLES as readonly unknown[]).includes(file.role)) {
+    throw new Error(`${source}: bad role`);
+  }
+  if (typeof file.id !== "string" || !KEY_ID_PATTERN.test(file.id)) {
+    throw new Error(`${source}: bad id`);
+  }
   if (typeof file.private_key_pkcs8_base64 !== "string") {
     throw new Error(`${source}: missing private_key_pkcs8_base64`);
   }
@@ -79,12 +87,18 @@ export async function parseKeyFile(text: string, source = "key file"): Promise<L
 
 export async function readKeyFile(path: string): Promise<LoadedKey> {
   const text = readFileSync(path, "utf8");
-  if (text.length > KEY_FILE_BYTES_MAX) throw new Error(`${path}: key file larger than ${KEY_FILE_BYTES_MAX} bytes`);
+  if (text.length > KEY_FILE_BYTES_MAX) {
+    throw new Error(`${path}: key file larger than ${KEY_FILE_BYTES_MAX} bytes`);
+  }
   return await parseKeyFile(text, path);
 }
 
 /** For tests and vectors: a key from a fixed 32-byte seed given as hex. */
-export async function keyFromSeedHex(seedHex: string, role: KeyRole, id: string): Promise<LoadedKey> {
+export async function keyFromSeedHex(
+  seedHex: string,
+  role: KeyRole,
+  id: string,
+): Promise<LoadedKey> {
   const pair = await keyPairFromSeed(fromHex(seedHex, 32));
   return { ...pair, role, id, address: addressOf(pair.publicKey) };
 }

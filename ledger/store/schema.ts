@@ -7,7 +7,9 @@ const bytes = customType<{ data: Uint8Array; driverData: ArrayBuffer | Uint8Arra
   dataType: () => "blob",
   // A view, not a copy: drizzle may hand back a node Buffer; callers get a plain Uint8Array.
   fromDriver: (value) =>
-    value instanceof Uint8Array ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : new Uint8Array(value),
+    value instanceof Uint8Array
+      ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
+      : new Uint8Array(value),
   toDriver: (value) => value,
 });
 
@@ -78,4 +80,13 @@ export const blobs = sqliteTable("blobs", {
   createdAtMs: integer("created_at_ms").notNull(),
 });
 
-export const ALL_TABLES = { meta, blocks, transactions, certificates, checkpoints, protocolState, protocolLog, blobs };
+export const ALL_TABLES = {
+  meta,
+  blocks,
+  transactions,
+  certificates,
+  checkpoints,
+  protocolState,
+  protocolLog,
+  blobs,
+};

@@ -19,7 +19,14 @@ import { type ChainContext, chainContext, genesisHash, parseGenesis } from "../c
 import { merkleRoot } from "../chain/merkle.ts";
 import { applyBlock, type ChainState, cloneState, genesisState } from "../chain/rules.ts";
 import { encodeTx, txHash, validateTxShape } from "../chain/tx.ts";
-import { type Block, type BlockHeader, type Certificate, type Genesis, LIMITS, type Tx } from "../chain/types.ts";
+import {
+  type Block,
+  type BlockHeader,
+  type Certificate,
+  type Genesis,
+  LIMITS,
+  type Tx,
+} from "../chain/types.ts";
 import { MIGRATIONS, MIGRATIONS_TABLE_SQL, SCHEMA_VERSION } from "./migrations.ts";
 import * as schema from "./schema.ts";
 
@@ -75,7 +82,9 @@ const READ_PAGE_BLOCKS = 256;
 export function databaseUrl(dbUrlOrPath: string): string {
   const value = dbUrlOrPath.trim();
   if (value === "") throw new Error("empty database path");
-  if (/^(libsql|https?|wss?):\/\//i.test(value) || value.startsWith("file:") || value === ":memory:") return value;
+  if (
+    /^(libsql|https?|wss?):\/\//i.test(value) || value.startsWith("file:") || value === ":memory:"
+  ) return value;
   if (/[?#]/.test(value)) throw new Error(`database path must not contain '?' or '#': ${value}`);
   return `file:${resolve(value)}`;
 }
@@ -152,7 +161,9 @@ export class LedgerStore {
     let applied = await this.#appliedVersions();
     const newest = Math.max(0, ...applied);
     if (newest > SCHEMA_VERSION) {
-      throw new Error(`${this.url}: database schema v${newest} is newer than this program's v${SCHEMA_VERSION}`);
+      throw new Error(
+        `${this.url}: database schema v${newest} is newer than this program's v${SCHEMA_VERSION}`,
+      );
     }
     for (const migration of MIGRATIONS) {
       if (applied.has(migration.version)) continue;
@@ -176,20 +187,31 @@ export class LedgerStore {
     const table = await this.#client.execute(
       "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
     );
-    if (table.rows.length === 0) throw new Error(`${this.url}: not a ledger database (no schema_migrations table)`);
+    if (table.rows.length === 0) {
+      throw new Error(`${this.url}: not a ledger database (no schema_migrations table)`);
+    }
     const newest = Math.max(0, ...await this.#appliedVersions());
     if (newest !== SCHEMA_VERSION) {
-      throw new Error(`${this.url}: database schema v${newest}, this program reads v${SCHEMA_VERSION}`);
+      throw new Error(
+        `${this.url}: database schema v${newest}, this program reads v${SCHEMA_VERSION}`,
+      );
     }
   }
 
   async #bindGenesis(genesis: Genesis | undefined, readOnly: boolean): Promise<void> {
-    const rows = await this.#db.select().from(schema.meta).where(eq(schema.meta.key, "genesis_json"));
+    const rows = await this.#db.select().from(schema.meta).where(
+      eq(schema.meta.key, "genesis_json"),
+    );
     const stored = rows[0]?.value;
     if (stored !== undefined) {
       const storedGenesis = parseGenesis(stored);
       if (genesis && genesisHash(genesis) !== genesisHash(storedGenesis)) {
-        fail("wrong_chain", `${this.url} holds chain ${storedGenesis.chain_id} with genesis ${genesisHash(storedGenesis)}, not ${genesisHash(genesis)}`);
+        fail(
+          "wrong_chain",
+          `${this.url} holds chain ${storedGenesis.chain_id} with genesis ${
+            genesisHash(storedGenesis)
+          }, not ${genesisHash(genesis)}`,
+        );
       }
       this.#ctx = chainContext(storedGenesis);
       return;
@@ -205,7 +227,9 @@ export class LedgerStore {
   }
 
   #requireContext(): ChainContext {
-    if (!this.#ctx) throw new Error(`${this.url}: no genesis stored; open the store with a genesis first`);
+    if (!this.#ctx) {
+      throw new Error(`${this.url}: no genesis stored; open the store with a genesis first`);
+    }
     return this.#ctx;
   }
 
@@ -227,7 +251,9 @@ export class LedgerStore {
   /** Hash of the block at `height` (genesis hash for 0), or null if absent. Not re-verified. */
   async getBlockHash(height: number): Promise<string | null> {
     if (height === 0) return this.#requireContext().genesisHash;
-    const rows = await this.#db.select({ hash: schema.blocks.hash }).from(schema.blocks).where(eq(schema.blocks.height, height));
+    const rows = await this.#db.select({ hash: schema.blocks.hash }).from(schema.blocks).where(
+      eq(schema.blocks.height, height),
+    );
     return rows[0]?.hash ?? null;
   }
 
@@ -236,7 +262,10 @@ export class LedgerStore {
    * already stored at that height is a no-op (a replica replaying its log after a crash);
    * a different block at a stored height is a `conflict`. Returns the block hash.
    */
-  appendCommittedBlock(block: Block, certificate: Certificate): Promise<{ hash: string; appended: boolean }> {
+  appendCommittedBlock(
+    block: Block,
+    certificate: Certificate,
+  ): Promise<{ hash: string; appended: boolean }> {
     return this.#exclusive(async () => {
       const ctx = this.#requireContext();
       const height = validateHeaderShape(block?.header, "block.header").height;
@@ -245,11 +274,19 @@ export class LedgerStore {
         const stored = await this.getBlockHash(height);
         const hash = blockHash(block.header);
         if (stored === hash) return { hash, appended: false };
-        fail("conflict", `block ${stored} is already stored at this height; refusing ${hash}`, height);
+        fail(
+          "conflict",
+          `block ${stored} is already stored at this height; refusing ${hash}`,
+          height,
+        );
       }
       const next = cloneState(state);
       const hash = await applyBlock(ctx, next, block);
-      await verifyCertificate(ctx, certificate, { height, blockHash: hash, headerView: block.header.view });
+      await verifyCertificate(ctx, certificate, {
+        height,
+        blockHash: hash,
+        headerView: block.header.view,
+      });
       try {
         await this.#writeBlock(block, hash, certificate);
       } catch (error) {
@@ -280,30 +317,35 @@ export class LedgerStore {
       }),
     ];
     block.txs.forEach((tx, idx) =>
-      items.push(this.#db.insert(schema.transactions).values({
-        height: h.height,
-        idx,
-        hash: txHash(tx),
-        type: tx.type,
-        sender: tx.from,
-        nonce: tx.nonce,
-        round: txRound(tx),
-        txJson: canonicalize(tx),
-      }))
+      items.push(
+        this.#db.insert(schema.transactions).values({
+          height: h.height,
+          idx,
+          hash: txHash(tx),
+          type: tx.type,
+          sender: tx.from,
+          nonce: tx.nonce,
+          round: txRound(tx),
+          txJson: canonicalize(tx),
+        }),
+      )
     );
-    items.push(this.#db.insert(schema.certificates).values({
-      height: h.height,
-      blockHash: hash,
-      view: certificate.view,
-      signatureCount: certificate.signatures.length,
-      certJson: new TextDecoder().decode(encodeCertificate(certificate)),
-    }));
+    items.push(
+      this.#db.insert(schema.certificates).values({
+        height: h.height,
+        blockHash: hash,
+        view: certificate.view,
+        signatureCount: certificate.signatures.length,
+        certJson: new TextDecoder().decode(encodeCertificate(certificate)),
+      }),
+    );
     await this.#db.batch(items as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
   }
 
   async #loadState(ctx: ChainContext): Promise<ChainState> {
     const state = genesisState(ctx);
-    const last = await this.#db.select().from(schema.blocks).orderBy(desc(schema.blocks.height)).limit(1);
+    const last = await this.#db.select().from(schema.blocks).orderBy(desc(schema.blocks.height))
+      .limit(1);
     if (last[0]) {
       const header = headerFromRow(last[0]);
       checkRowHash(header, last[0].hash);
@@ -312,11 +354,16 @@ export class LedgerStore {
       state.lastTimeMs = header.time_ms;
     }
     const t = schema.transactions;
-    for (const row of await this.#db.select({ sender: t.sender, nonce: max(t.nonce) }).from(t).groupBy(t.sender)) {
+    for (
+      const row of await this.#db.select({ sender: t.sender, nonce: max(t.nonce) }).from(t).groupBy(
+        t.sender,
+      )
+    ) {
       state.nonces.set(row.sender, row.nonce ?? 0);
     }
     const roundOf = async (type: string) =>
-      (await this.#db.select({ round: max(t.round) }).from(t).where(eq(t.type, type)))[0]?.round ?? 0;
+      (await this.#db.select({ round: max(t.round) }).from(t).where(eq(t.type, type)))[0]?.round ??
+        0;
     state.roundOpened = await roundOf("round_open");
     state.roundClosed = await roundOf("round_close");
     if (state.roundOpened > state.roundClosed) {
@@ -345,8 +392,13 @@ export class LedgerStore {
    * certificate decodes. Stops with a LedgerError naming the first bad height. Missing heights
    * inside the range are an error (`missing`); the range may end past the last block.
    */
-  async *readCommitted(from: number, to: number = Number.MAX_SAFE_INTEGER): AsyncGenerator<CommittedBlock> {
-    if (!Number.isSafeInteger(from) || from < 1) throw new Error(`from must be a height ≥ 1, got ${from}`);
+  async *readCommitted(
+    from: number,
+    to: number = Number.MAX_SAFE_INTEGER,
+  ): AsyncGenerator<CommittedBlock> {
+    if (!Number.isSafeInteger(from) || from < 1) {
+      throw new Error(`from must be a height ≥ 1, got ${from}`);
+    }
     let expected = from;
     while (expected <= to) {
       const pageEnd = Math.min(to, expected + READ_PAGE_BLOCKS - 1);
@@ -355,8 +407,10 @@ export class LedgerStore {
       const txRows = blockRows.length === 0 ? [] : await this.#db.select().from(schema.transactions)
         .where(between(schema.transactions.height, expected, pageEnd))
         .orderBy(asc(schema.transactions.height), asc(schema.transactions.idx));
-      const certRows = blockRows.length === 0 ? [] : await this.#db.select().from(schema.certificates)
-        .where(between(schema.certificates.height, expected, pageEnd));
+      const certRows = blockRows.length === 0
+        ? []
+        : await this.#db.select().from(schema.certificates)
+          .where(between(schema.certificates.height, expected, pageEnd));
       const certs = new Map(certRows.map((row) => [row.height, row]));
       let txCursor = 0;
       for (const row of blockRows) {
@@ -372,8 +426,19 @@ export class LedgerStore {
           fail("missing", `header says ${header.tx_count} txs, ${txs.length} stored`, row.height);
         }
         const root = merkleRoot(txs.map(encodeTx));
-        if (root !== header.tx_root) fail("bad_tx_root", `tx_root ${header.tx_root} but stored txs hash to ${root}`, row.height);
-        yield { height: row.height, hash: row.hash, block: { header, txs }, certificate: certFromRow(certs.get(row.height), row.height) };
+        if (root !== header.tx_root) {
+          fail(
+            "bad_tx_root",
+            `tx_root ${header.tx_root} but stored txs hash to ${root}`,
+            row.height,
+          );
+        }
+        yield {
+          height: row.height,
+          hash: row.hash,
+          block: { header, txs },
+          certificate: certFromRow(certs.get(row.height), row.height),
+        };
         expected = row.height + 1;
       }
       if (expected <= pageEnd) {
@@ -389,12 +454,19 @@ export class LedgerStore {
   /** Stores bytes under their SHA-256; if `expectedSha256` is given it must match. Idempotent. */
   async putBlob(bytes: Uint8Array, expectedSha256?: string): Promise<string> {
     if (!(bytes instanceof Uint8Array)) throw new Error("blob must be a Uint8Array");
-    if (bytes.length > LIMITS.blob_bytes_max) throw new Error(`blob of ${bytes.length} bytes exceeds ${LIMITS.blob_bytes_max}`);
+    if (bytes.length > LIMITS.blob_bytes_max) {
+      throw new Error(`blob of ${bytes.length} bytes exceeds ${LIMITS.blob_bytes_max}`);
+    }
     const sha = await sha256HexAsync(bytes);
     if (expectedSha256 !== undefined && expectedSha256 !== sha) {
       fail("blob_mismatch", `blob hashes to ${sha}, expected ${expectedSha256}`);
     }
-    await this.#db.insert(schema.blobs).values({ sha256: sha, sizeBytes: bytes.length, data: bytes, createdAtMs: Date.now() })
+    await this.#db.insert(schema.blobs).values({
+      sha256: sha,
+      sizeBytes: bytes.length,
+      data: bytes,
+      createdAtMs: Date.now(),
+    })
       .onConflictDoNothing();
     return sha;
   }
@@ -413,13 +485,17 @@ export class LedgerStore {
   }
 
   async hasBlob(sha256: string): Promise<boolean> {
-    const rows = await this.#db.select({ sha: schema.blobs.sha256 }).from(schema.blobs).where(eq(schema.blobs.sha256, sha256));
+    const rows = await this.#db.select({ sha: schema.blobs.sha256 }).from(schema.blobs).where(
+      eq(schema.blobs.sha256, sha256),
+    );
     return rows.length > 0;
   }
 
   /** Every blob id; used by verify to re-hash them all. */
   async blobIds(): Promise<string[]> {
-    return (await this.#db.select({ sha: schema.blobs.sha256 }).from(schema.blobs).orderBy(asc(schema.blobs.sha256)))
+    return (await this.#db.select({ sha: schema.blobs.sha256 }).from(schema.blobs).orderBy(
+      asc(schema.blobs.sha256),
+    ))
       .map((r) => r.sha);
   }
 
@@ -432,27 +508,48 @@ export class LedgerStore {
     const state = Object.entries(batch.state ?? {});
     const append = batch.append ?? [];
     if (state.length + append.length > PROTOCOL_BATCH_ENTRIES_MAX) {
-      throw new Error(`protocol batch of ${state.length + append.length} entries exceeds ${PROTOCOL_BATCH_ENTRIES_MAX}`);
+      throw new Error(
+        `protocol batch of ${
+          state.length + append.length
+        } entries exceeds ${PROTOCOL_BATCH_ENTRIES_MAX}`,
+      );
     }
     for (const [key, value] of state) {
-      if (!PROTOCOL_KEY_PATTERN.test(key)) throw new Error(`protocol state key must match ${PROTOCOL_KEY_PATTERN}: ${key}`);
+      if (!PROTOCOL_KEY_PATTERN.test(key)) {
+        throw new Error(`protocol state key must match ${PROTOCOL_KEY_PATTERN}: ${key}`);
+      }
       checkProtocolBytes(value, `protocol state ${key}`);
       items.push(
-        this.#db.insert(schema.protocolState).values({ key, value, updatedAtMs: now }).onConflictDoUpdate({
-          target: schema.protocolState.key,
-          set: { value, updatedAtMs: now },
-        }),
+        this.#db.insert(schema.protocolState).values({ key, value, updatedAtMs: now })
+          .onConflictDoUpdate({
+            target: schema.protocolState.key,
+            set: { value, updatedAtMs: now },
+          }),
       );
     }
     for (const entry of append) {
-      if (!Number.isSafeInteger(entry.seq) || entry.seq < 0) throw new Error(`protocol log seq must be an integer ≥ 0: ${entry.seq}`);
-      if (!PROTOCOL_KIND_PATTERN.test(entry.kind)) throw new Error(`protocol log kind must match ${PROTOCOL_KIND_PATTERN}`);
+      if (!Number.isSafeInteger(entry.seq) || entry.seq < 0) {
+        throw new Error(`protocol log seq must be an integer ≥ 0: ${entry.seq}`);
+      }
+      if (!PROTOCOL_KIND_PATTERN.test(entry.kind)) {
+        throw new Error(`protocol log kind must match ${PROTOCOL_KIND_PATTERN}`);
+      }
       checkProtocolBytes(entry.bytes, `protocol log entry ${entry.kind}@${entry.seq}`);
-      items.push(this.#db.insert(schema.protocolLog).values({ seq: entry.seq, kind: entry.kind, entry: entry.bytes }));
+      items.push(
+        this.#db.insert(schema.protocolLog).values({
+          seq: entry.seq,
+          kind: entry.kind,
+          entry: entry.bytes,
+        }),
+      );
     }
     if (batch.pruneBelowSeq !== undefined) {
-      if (!Number.isSafeInteger(batch.pruneBelowSeq)) throw new Error("pruneBelowSeq must be an integer");
-      items.push(this.#db.delete(schema.protocolLog).where(lt(schema.protocolLog.seq, batch.pruneBelowSeq)));
+      if (!Number.isSafeInteger(batch.pruneBelowSeq)) {
+        throw new Error("pruneBelowSeq must be an integer");
+      }
+      items.push(
+        this.#db.delete(schema.protocolLog).where(lt(schema.protocolLog.seq, batch.pruneBelowSeq)),
+      );
     }
     if (items.length === 0) return;
     await this.#exclusive(async () => {
@@ -465,7 +562,9 @@ export class LedgerStore {
   }
 
   async loadProtocolState(): Promise<Map<string, Uint8Array>> {
-    const rows = await this.#db.select().from(schema.protocolState).orderBy(asc(schema.protocolState.key));
+    const rows = await this.#db.select().from(schema.protocolState).orderBy(
+      asc(schema.protocolState.key),
+    );
     return new Map(rows.map((row) => [row.key, row.value]));
   }
 
@@ -475,7 +574,9 @@ export class LedgerStore {
 
   /** Log entries with seq ≥ fromSeq, in (seq, insertion) order. */
   async loadProtocolLog(fromSeq = 0): Promise<ProtocolLogEntry[]> {
-    const rows = await this.#db.select().from(schema.protocolLog).where(gte(schema.protocolLog.seq, fromSeq))
+    const rows = await this.#db.select().from(schema.protocolLog).where(
+      gte(schema.protocolLog.seq, fromSeq),
+    )
       .orderBy(asc(schema.protocolLog.seq), asc(schema.protocolLog.id));
     return rows.map((row) => ({ seq: row.seq, kind: row.kind, bytes: row.entry }));
   }
@@ -484,7 +585,9 @@ export class LedgerStore {
   async pruneProtocolLog(belowSeq: number): Promise<number> {
     if (!Number.isSafeInteger(belowSeq)) throw new Error("belowSeq must be an integer");
     return await this.#exclusive(async () => {
-      const result = await this.#db.delete(schema.protocolLog).where(lt(schema.protocolLog.seq, belowSeq));
+      const result = await this.#db.delete(schema.protocolLog).where(
+        lt(schema.protocolLog.seq, belowSeq),
+      );
       return result.rowsAffected;
     });
   }
@@ -499,25 +602,49 @@ export class LedgerStore {
     return this.#exclusive(async () => {
       const { height, blockHash: hash, stateRoot, proof } = checkpoint;
       if (!(proof instanceof Uint8Array) || proof.length > PROOF_BYTES_MAX) {
-        throw new Error(`checkpoint proof must be a Uint8Array of at most ${PROOF_BYTES_MAX} bytes`);
+        throw new Error(
+          `checkpoint proof must be a Uint8Array of at most ${PROOF_BYTES_MAX} bytes`,
+        );
       }
-      const rows = await this.#db.select().from(schema.blocks).where(eq(schema.blocks.height, height));
+      const rows = await this.#db.select().from(schema.blocks).where(
+        eq(schema.blocks.height, height),
+      );
       if (!rows[0]) fail("missing", "checkpoint for a block that is not stored", height);
-      if (rows[0].hash !== hash) fail("conflict", `checkpoint block hash ${hash} is not the stored ${rows[0].hash}`, height);
-      if (rows[0].stateRoot !== stateRoot) fail("conflict", `checkpoint state root ${stateRoot} is not the block's ${rows[0].stateRoot}`, height);
-      const existing = await this.#db.select().from(schema.checkpoints).where(eq(schema.checkpoints.height, height));
+      if (rows[0].hash !== hash) {
+        fail("conflict", `checkpoint block hash ${hash} is not the stored ${rows[0].hash}`, height);
+      }
+      if (rows[0].stateRoot !== stateRoot) {
+        fail(
+          "conflict",
+          `checkpoint state root ${stateRoot} is not the block's ${rows[0].stateRoot}`,
+          height,
+        );
+      }
+      const existing = await this.#db.select().from(schema.checkpoints).where(
+        eq(schema.checkpoints.height, height),
+      );
       if (existing[0]) return;
-      await this.#db.insert(schema.checkpoints).values({ height, blockHash: hash, stateRoot, proof, createdAtMs: Date.now() });
+      await this.#db.insert(schema.checkpoints).values({
+        height,
+        blockHash: hash,
+        stateRoot,
+        proof,
+        createdAtMs: Date.now(),
+      });
     });
   }
 
   async latestCheckpoint(): Promise<CheckpointRecord | null> {
-    const rows = await this.#db.select().from(schema.checkpoints).orderBy(desc(schema.checkpoints.height)).limit(1);
+    const rows = await this.#db.select().from(schema.checkpoints).orderBy(
+      desc(schema.checkpoints.height),
+    ).limit(1);
     return rows[0] ? checkpointFromRow(rows[0]) : null;
   }
 
   async listCheckpoints(): Promise<CheckpointRecord[]> {
-    return (await this.#db.select().from(schema.checkpoints).orderBy(asc(schema.checkpoints.height))).map(checkpointFromRow);
+    return (await this.#db.select().from(schema.checkpoints).orderBy(
+      asc(schema.checkpoints.height),
+    )).map(checkpointFromRow);
   }
 
   /** Raw SQL for tests and tools (e.g. corrupting a row on purpose). */
@@ -526,8 +653,11 @@ export class LedgerStore {
   }
 
   /** Counts per table, for `ledger show` summaries. */
-  async counts(): Promise<{ blocks: number; transactions: number; blobs: number; checkpoints: number }> {
-    const count = async (table: string) => Number((await this.#client.execute(`SELECT count(*) FROM ${table}`)).rows[0][0]);
+  async counts(): Promise<
+    { blocks: number; transactions: number; blobs: number; checkpoints: number }
+  > {
+    const count = async (table: string) =>
+      Number((await this.#client.execute(`SELECT count(*) FROM ${table}`)).rows[0][0]);
     return {
       blocks: await count("blocks"),
       transactions: await count("transactions"),
@@ -558,33 +688,53 @@ function headerFromRow(row: typeof schema.blocks.$inferSelect): BlockHeader {
   try {
     return validateHeaderShape(header);
   } catch (error) {
-    if (error instanceof LedgerError) fail(error.code, `stored header: ${error.message}`, row.height);
+    if (error instanceof LedgerError) {
+      fail(error.code, `stored header: ${error.message}`, row.height);
+    }
     throw error;
   }
 }
 
 function checkRowHash(header: BlockHeader, storedHash: string): void {
   const hash = blockHash(header);
-  if (hash !== storedHash) fail("bad_hash", `header hashes to ${hash}, stored hash is ${storedHash}`, header.height);
+  if (hash !== storedHash) {
+    fail("bad_hash", `header hashes to ${hash}, stored hash is ${storedHash}`, header.height);
+  }
 }
 
-function txFromRow(row: typeof schema.transactions.$inferSelect, expectedIdx: number, height: number): Tx {
+function txFromRow(
+  row: typeof schema.transactions.$inferSelect,
+  expectedIdx: number,
+  height: number,
+): Tx {
   if (row.idx !== expectedIdx) fail("missing", `transaction ${expectedIdx} is missing`, height);
   let tx: Tx;
   try {
-    tx = validateTxShape(parseCanonical(row.txJson, LIMITS.tx_bytes_max), LIMITS.tx_bytes_max, `txs[${row.idx}]`);
+    tx = validateTxShape(
+      parseCanonical(row.txJson, LIMITS.tx_bytes_max),
+      LIMITS.tx_bytes_max,
+      `txs[${row.idx}]`,
+    );
   } catch (error) {
     fail("malformed", `txs[${row.idx}]: ${(error as Error).message}`, height);
   }
   const hash = txHash(tx);
-  if (hash !== row.hash) fail("bad_hash", `txs[${row.idx}] hashes to ${hash}, stored hash is ${row.hash}`, height);
-  if (tx.type !== row.type || tx.from !== row.sender || tx.nonce !== row.nonce || txRound(tx) !== row.round) {
+  if (hash !== row.hash) {
+    fail("bad_hash", `txs[${row.idx}] hashes to ${hash}, stored hash is ${row.hash}`, height);
+  }
+  if (
+    tx.type !== row.type || tx.from !== row.sender || tx.nonce !== row.nonce ||
+    txRound(tx) !== row.round
+  ) {
     fail("bad_hash", `txs[${row.idx}]: index columns disagree with tx_json`, height);
   }
   return tx;
 }
 
-function certFromRow(row: typeof schema.certificates.$inferSelect | undefined, height: number): Certificate | null {
+function certFromRow(
+  row: typeof schema.certificates.$inferSelect | undefined,
+  height: number,
+): Certificate | null {
   if (!row) return null;
   let certificate: Certificate;
   try {
@@ -593,7 +743,8 @@ function certFromRow(row: typeof schema.certificates.$inferSelect | undefined, h
     fail("bad_certificate", (error as Error).message, height);
   }
   if (
-    certificate.height !== height || certificate.block_hash !== row.blockHash || certificate.view !== row.view ||
+    certificate.height !== height || certificate.block_hash !== row.blockHash ||
+    certificate.view !== row.view ||
     certificate.signatures.length !== row.signatureCount
   ) {
     fail("bad_certificate", "certificate columns disagree with cert_json", height);
@@ -602,11 +753,17 @@ function certFromRow(row: typeof schema.certificates.$inferSelect | undefined, h
 }
 
 function checkpointFromRow(row: typeof schema.checkpoints.$inferSelect): CheckpointRecord {
-  return { height: row.height, blockHash: row.blockHash, stateRoot: row.stateRoot, proof: row.proof };
+  return {
+    height: row.height,
+    blockHash: row.blockHash,
+    stateRoot: row.stateRoot,
+    proof: row.proof,
+  };
 }
 
 function checkProtocolBytes(value: Uint8Array, what: string): void {
   if (!(value instanceof Uint8Array)) throw new Error(`${what} must be a Uint8Array`);
-  if (value.length > PROTOCOL_VALUE_BYTES_MAX) throw new Error(`${what} exceeds ${PROTOCOL_VALUE_BYTES_MAX} bytes`);
+  if (value.length > PROTOCOL_VALUE_BYTES_MAX) {
+    throw new Error(`${what} exceeds ${PROTOCOL_VALUE_BYTES_MAX} bytes`);
+  }
 }
-

@@ -15,6 +15,9 @@ import { verifyLedger } from "../../ledger/verify.ts";
 import { ledgerCommand } from "../../cli/commands/ledger.ts";
 import { UsageError } from "../../cli/usage_error.ts";
 import { ChainBuilder } from "./chain/fixtures.ts";
+import { configureLogging } from "../../util/log.ts";
+
+configureLogging({ level: "silent" });
 
 const builder = await ChainBuilder.create();
 await builder.standardChain();
@@ -43,7 +46,10 @@ async function withLedger(work: (f: Fixture) => Promise<void>): Promise<void> {
 }
 
 /** Runs SQL on the file through its own connection, as an attacker or a disk fault would. */
-async function tamper(db: string, statements: { sql: string; args?: (string | number)[] }[]): Promise<void> {
+async function tamper(
+  db: string,
+  statements: { sql: string; args?: (string | number)[] }[],
+): Promise<void> {
   const client = createClient({ url: `file:${db}` });
   try {
     for (const s of statements) {
@@ -67,18 +73,46 @@ async function verifyFile(db: string, genesis = builder.genesis) {
 const certOf = (height: number) => builder.blocks[height - 1].certificate;
 
 /** Each case: SQL changes, then the expected first bad height and reason. */
-const CASES: { name: string; sql: { sql: string; args?: (string | number)[] }[]; height?: number; code: LedgerErrorCode }[] = [
-  { name: "block state_root", sql: [{ sql: "UPDATE blocks SET state_root = ? WHERE height = 3", args: ["cd".repeat(32)] }], height: 3, code: "bad_hash" },
-  { name: "block time_ms", sql: [{ sql: "UPDATE blocks SET time_ms = time_ms + 1 WHERE height = 2" }], height: 2, code: "bad_hash" },
-  { name: "block view", sql: [{ sql: "UPDATE blocks SET view = 5 WHERE height = 4" }], height: 4, code: "bad_hash" },
-  { name: "block hash column", sql: [{ sql: "UPDATE blocks SET hash = ? WHERE height = 5", args: ["00".repeat(32)] }], height: 5, code: "bad_hash" },
+const CASES: {
+  name: string;
+  sql: { sql: string; args?: (string | number)[] }[];
+  height?: number;
+  code: LedgerErrorCode;
+}[] = [
+  {
+    name: "block state_root",
+    sql: [{ sql: "UPDATE blocks SET state_root = ? WHERE height = 3", args: ["cd".repeat(32)] }],
+    height: 3,
+    code: "bad_hash",
+  },
+  {
+    name: "block time_ms",
+    sql: [{ sql: "UPDATE blocks SET time_ms = time_ms + 1 WHERE height = 2" }],
+    height: 2,
+    code: "bad_hash",
+  },
+  {
+    name: "block view",
+    sql: [{ sql: "UPDATE blocks SET view = 5 WHERE height = 4" }],
+    height: 4,
+    code: "bad_hash",
+  },
+  {
+    name: "block hash column",
+    sql: [{ sql: "UPDATE blocks SET hash = ? WHERE height = 5", args: ["00".repeat(32)] }],
+    height: 5,
+    code: "bad_hash",
+  },
   {
     name: "block rewritten consistently (hash recomputed, next prev_hash relinked)",
     sql: (() => {
       const { block } = builder.blocks[2];
       const forged = blockHash({ ...block.header, state_root: "cd".repeat(32) });
       return [
-        { sql: "UPDATE blocks SET state_root = ?, hash = ? WHERE height = 3", args: ["cd".repeat(32), forged] },
+        {
+          sql: "UPDATE blocks SET state_root = ?, hash = ? WHERE height = 3",
+          args: ["cd".repeat(32), forged],
+        },
         { sql: "UPDATE blocks SET prev_hash = ? WHERE height = 4", args: [forged] },
       ];
     })(),
@@ -87,7 +121,10 @@ const CASES: { name: string; sql: { sql: string; args?: (string | number)[] }[];
   },
   {
     name: "tx body (sample_count)",
-    sql: [{ sql: "UPDATE transactions SET tx_json = replace(tx_json, '\"sample_count\":101', '\"sample_count\":901') WHERE height = 2 AND idx = 1" }],
+    sql: [{
+      sql:
+        "UPDATE transactions SET tx_json = replace(tx_json, '\"sample_count\":101', '\"sample_count\":901') WHERE height = 2 AND idx = 1",
+    }],
     height: 2,
     code: "bad_hash",
   },
@@ -96,25 +133,46 @@ const CASES: { name: string; sql: { sql: string; args?: (string | number)[] }[];
     sql: (() => {
       const tx = builder.blocks[1].block.txs[1];
       const forged = { ...tx, body: { ...tx.body, sample_count: 901 } };
-      return [{ sql: "UPDATE transactions SET tx_json = ?, hash = ? WHERE height = 2 AND idx = 1", args: [canonicalize(forged), txHash(forged as never)] }];
+      return [{
+        sql: "UPDATE transactions SET tx_json = ?, hash = ? WHERE height = 2 AND idx = 1",
+        args: [canonicalize(forged), txHash(forged as never)],
+      }];
     })(),
     height: 2,
     code: "bad_tx_root",
   },
-  { name: "tx nonce column", sql: [{ sql: "UPDATE transactions SET nonce = 7 WHERE height = 2 AND idx = 0" }], height: 2, code: "bad_hash" },
-  { name: "tx order swapped", sql: [
+  {
+    name: "tx nonce column",
+    sql: [{ sql: "UPDATE transactions SET nonce = 7 WHERE height = 2 AND idx = 0" }],
+    height: 2,
+    code: "bad_hash",
+  },
+  {
+    name: "tx order swapped",
+    sql: [
       { sql: "UPDATE transactions SET idx = 100 WHERE height = 2 AND idx = 0" },
       { sql: "UPDATE transactions SET idx = 0 WHERE height = 2 AND idx = 1" },
       { sql: "UPDATE transactions SET idx = 1 WHERE height = 2 AND idx = 100" },
-    ], height: 2, code: "bad_tx_root" },
-  { name: "tx row deleted", sql: [{ sql: "DELETE FROM transactions WHERE height = 5 AND idx = 1" }], height: 5, code: "missing" },
+    ],
+    height: 2,
+    code: "bad_tx_root",
+  },
+  {
+    name: "tx row deleted",
+    sql: [{ sql: "DELETE FROM transactions WHERE height = 5 AND idx = 1" }],
+    height: 5,
+    code: "missing",
+  },
   {
     name: "certificate signature byte",
     sql: (() => {
       const cert = structuredClone(certOf(4));
       const sig = cert.signatures[1].sig;
       cert.signatures[1].sig = (sig[0] === "0" ? "1" : "0") + sig.slice(1);
-      return [{ sql: "UPDATE certificates SET cert_json = ? WHERE height = 4", args: [canonicalize(cert)] }];
+      return [{
+        sql: "UPDATE certificates SET cert_json = ? WHERE height = 4",
+        args: [canonicalize(cert)],
+      }];
     })(),
     height: 4,
     code: "bad_certificate",
@@ -124,7 +182,10 @@ const CASES: { name: string; sql: { sql: string; args?: (string | number)[] }[];
     sql: (() => {
       const cert = structuredClone(certOf(2));
       cert.signatures = cert.signatures.slice(0, 2);
-      return [{ sql: "UPDATE certificates SET cert_json = ?, signature_count = 2 WHERE height = 2", args: [canonicalize(cert)] }];
+      return [{
+        sql: "UPDATE certificates SET cert_json = ?, signature_count = 2 WHERE height = 2",
+        args: [canonicalize(cert)],
+      }];
     })(),
     height: 2,
     code: "no_quorum",
@@ -135,20 +196,39 @@ const CASES: { name: string; sql: { sql: string; args?: (string | number)[] }[];
       const cert = structuredClone(certOf(1));
       cert.signatures[2].validator = builder.keys.devices[0].address;
       cert.signatures.sort((a, b) => (a.validator < b.validator ? -1 : 1));
-      return [{ sql: "UPDATE certificates SET cert_json = ? WHERE height = 1", args: [canonicalize(cert)] }];
+      return [{
+        sql: "UPDATE certificates SET cert_json = ? WHERE height = 1",
+        args: [canonicalize(cert)],
+      }];
     })(),
     height: 1,
     code: "bad_certificate",
   },
-  { name: "certificate json not canonical", sql: [{ sql: "UPDATE certificates SET cert_json = ' ' || cert_json WHERE height = 3" }], height: 3, code: "bad_certificate" },
-  { name: "certificate row deleted", sql: [{ sql: "DELETE FROM certificates WHERE height = 3" }], height: 3, code: "missing" },
   {
-    name: "middle block deleted",
-    sql: [{ sql: "DELETE FROM certificates WHERE height = 3" }, { sql: "DELETE FROM transactions WHERE height = 3" }, { sql: "DELETE FROM blocks WHERE height = 3" }],
+    name: "certificate json not canonical",
+    sql: [{ sql: "UPDATE certificates SET cert_json = ' ' || cert_json WHERE height = 3" }],
+    height: 3,
+    code: "bad_certificate",
+  },
+  {
+    name: "certificate row deleted",
+    sql: [{ sql: "DELETE FROM certificates WHERE height = 3" }],
     height: 3,
     code: "missing",
   },
-  { name: "blob bytes", sql: [{ sql: "UPDATE blobs SET data = CAST(? AS BLOB)", args: ["weights v2"] }], code: "blob_mismatch" },
+  {
+    name: "middle block deleted",
+    sql: [{ sql: "DELETE FROM certificates WHERE height = 3" }, {
+      sql: "DELETE FROM transactions WHERE height = 3",
+    }, { sql: "DELETE FROM blocks WHERE height = 3" }],
+    height: 3,
+    code: "missing",
+  },
+  {
+    name: "blob bytes",
+    sql: [{ sql: "UPDATE blobs SET data = CAST(? AS BLOB)", args: ["weights v2"] }],
+    code: "blob_mismatch",
+  },
 ];
 
 Deno.test("an untouched ledger verifies", async () => {
@@ -185,7 +265,9 @@ Deno.test("verify refuses a genesis other than the database's", async () => {
 
 // ------------------------------------------------------------------ CLI
 
-function overrideExits(command: Command<unknown[], Record<string, unknown>, Record<string, unknown>>): void {
+function overrideExits(
+  command: Command<unknown[], Record<string, unknown>, Record<string, unknown>>,
+): void {
   command.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
   for (const child of command.commands) overrideExits(child as never);
 }
@@ -225,16 +307,34 @@ Deno.test("cli: ledger verify prints OK, or the first bad block and exits with a
 
 Deno.test("cli: usage errors name the flag", async () => {
   await withLedger(async ({ dir, db, genesisFile }) => {
-    const noDb = await runLedger(["verify", "--db", join(dir, "nope.db"), "--genesis", genesisFile]);
+    const noDb = await runLedger([
+      "verify",
+      "--db",
+      join(dir, "nope.db"),
+      "--genesis",
+      genesisFile,
+    ]);
     assert.ok(noDb.error instanceof UsageError);
     assert.match((noDb.error as Error).message, /^--db: no such file/);
     const noGenesis = await runLedger(["verify", "--db", db, "--genesis", join(dir, "nope.json")]);
     assert.ok(noGenesis.error instanceof UsageError);
     assert.match((noGenesis.error as Error).message, /^--genesis: no such file/);
-    writeFileSync(join(dir, "float.json"), JSON.stringify({ ...builder.genesis, genesis_time_ms: 1.5 }));
-    const floatGenesis = await runLedger(["verify", "--db", db, "--genesis", join(dir, "float.json")]);
+    writeFileSync(
+      join(dir, "float.json"),
+      JSON.stringify({ ...builder.genesis, genesis_time_ms: 1.5 }),
+    );
+    const floatGenesis = await runLedger([
+      "verify",
+      "--db",
+      db,
+      "--genesis",
+      join(dir, "float.json"),
+    ]);
     assert.ok(floatGenesis.error instanceof UsageError);
-    assert.match((floatGenesis.error as Error).message, /^--genesis: .*genesis_time_ms: 1\.5 is not an integer/);
+    assert.match(
+      (floatGenesis.error as Error).message,
+      /^--genesis: .*genesis_time_ms: 1\.5 is not an integer/,
+    );
     writeFileSync(join(dir, "notdb.db"), "hello");
     const notDb = await runLedger(["show", "--db", join(dir, "notdb.db")]);
     assert.ok(notDb.error instanceof UsageError, String(notDb.error));
@@ -250,9 +350,14 @@ Deno.test("cli: ledger show prints blocks and transactions, as text or JSON", as
     assert.match(text.out, /^chain iomt-sfl-test {2}genesis [0-9a-f]{12}… {2}height 5/);
     assert.match(text.out, /#2 {2}[0-9a-f]{12}…/);
     assert.match(text.out, /\[1\] model_update {2}from dev-1 {2}nonce 1 {2}round 1 {2}samples 101/);
-    assert.match(text.out, /quarantine {4}from admin-0 {2}nonce 1 {2}target dev-2 {2}reason "norm outlier"/);
+    assert.match(
+      text.out,
+      /quarantine {4}from admin-0 {2}nonce 1 {2}target dev-2 {2}reason "norm outlier"/,
+    );
     assert.match(text.out, /cert 4\/4 \(view 1\)/);
-    const json = JSON.parse((await runLedger(["show", "--db", db, "--from", "2", "--limit", "2", "--json"])).out);
+    const json = JSON.parse(
+      (await runLedger(["show", "--db", db, "--from", "2", "--limit", "2", "--json"])).out,
+    );
     assert.deepEqual(json.blocks.map((b: { height: number }) => b.height), [2, 3]);
     assert.equal(json.blocks[0].hash, builder.blocks[1].hash);
     assert.equal(json.blocks[0].txs.length, 3);

@@ -3,15 +3,33 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromBase64, fromHex, toBase64, toHex } from "../../../ledger/crypto/bytes.ts";
-import { addressOf, generateKeyPair, keyPairFromSeed, pkcs8ToSeed, seedToPkcs8, sign, verify } from "../../../ledger/crypto/ed25519.ts";
-import { keyFileFor, parseKeyFile, readKeyFile, writeKeyFile } from "../../../ledger/crypto/keyfile.ts";
+import {
+  addressOf,
+  generateKeyPair,
+  keyPairFromSeed,
+  pkcs8ToSeed,
+  seedToPkcs8,
+  sign,
+  verify,
+} from "../../../ledger/crypto/ed25519.ts";
+import {
+  keyFileFor,
+  parseKeyFile,
+  readKeyFile,
+  writeKeyFile,
+} from "../../../ledger/crypto/keyfile.ts";
 import { sha256Hex, sha256HexAsync } from "../../../ledger/crypto/sha256.ts";
 
 const enc = new TextEncoder();
 
 Deno.test("RFC 8032 test 1: seed, public key and signature of the empty message", async () => {
-  const pair = await keyPairFromSeed(fromHex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"));
-  assert.equal(toHex(pair.publicKey), "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+  const pair = await keyPairFromSeed(
+    fromHex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"),
+  );
+  assert.equal(
+    toHex(pair.publicKey),
+    "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+  );
   const signature = await sign(pair.privateKey, new Uint8Array(0));
   assert.equal(
     toHex(signature),
@@ -65,7 +83,10 @@ Deno.test("key files: mode 0600, never overwritten, public part checked against 
     assert.equal(loaded.address, addressOf(pair.publicKey));
     assert.deepEqual(loaded.publicKey, pair.publicKey);
     const message = enc.encode("x");
-    assert.equal(await verify(pair.publicKey, await sign(loaded.privateKey, message), message), true);
+    assert.equal(
+      await verify(pair.publicKey, await sign(loaded.privateKey, message), message),
+      true,
+    );
     const other = await generateKeyPair();
     const forged = { ...file, public_key_hex: toHex(other.publicKey) };
     await assert.rejects(() => parseKeyFile(JSON.stringify(forged)), /does not match/);

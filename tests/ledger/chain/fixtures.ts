@@ -2,11 +2,23 @@
 // 1 admin. Ed25519 signatures are deterministic, so every hash here is stable across runs.
 import { toHex } from "../../../ledger/crypto/bytes.ts";
 import { keyFromSeedHex, type LoadedKey } from "../../../ledger/crypto/keyfile.ts";
-import { buildBlock, blockHash } from "../../../ledger/chain/block.ts";
+import { blockHash, buildBlock } from "../../../ledger/chain/block.ts";
 import { makeCertificate, signCommit } from "../../../ledger/chain/certificate.ts";
-import { type ChainContext, chainContext, createGenesis, primaryOf } from "../../../ledger/chain/genesis.ts";
+import {
+  type ChainContext,
+  chainContext,
+  createGenesis,
+  primaryOf,
+} from "../../../ledger/chain/genesis.ts";
 import { signTx } from "../../../ledger/chain/tx.ts";
-import type { Block, Certificate, Genesis, Tx, TxBody, TxType } from "../../../ledger/chain/types.ts";
+import type {
+  Block,
+  Certificate,
+  Genesis,
+  Tx,
+  TxBody,
+  TxType,
+} from "../../../ledger/chain/types.ts";
 
 export const GENESIS_TIME_MS = 1_764_400_000_000;
 export const STATE_ROOT = "ab".repeat(32);
@@ -24,8 +36,12 @@ export interface TestKeys {
 
 export async function testKeys(): Promise<TestKeys> {
   return {
-    validators: await Promise.all([0, 1, 2, 3].map((i) => keyFromSeedHex(seedHex(0x10 + i), "validator", `v${i}`))),
-    devices: await Promise.all([0, 1, 2].map((i) => keyFromSeedHex(seedHex(0x20 + i), "device", `dev-${i}`))),
+    validators: await Promise.all(
+      [0, 1, 2, 3].map((i) => keyFromSeedHex(seedHex(0x10 + i), "validator", `v${i}`)),
+    ),
+    devices: await Promise.all(
+      [0, 1, 2].map((i) => keyFromSeedHex(seedHex(0x20 + i), "device", `dev-${i}`)),
+    ),
     edge: await keyFromSeedHex(seedHex(0x30), "edge", "edge-0"),
     admin: await keyFromSeedHex(seedHex(0x40), "admin", "admin-0"),
   };
@@ -52,7 +68,11 @@ export class ChainBuilder {
   readonly nonces = new Map<string, number>();
   readonly blocks: { block: Block; certificate: Certificate; hash: string }[] = [];
 
-  private constructor(readonly keys: TestKeys, readonly genesis: Genesis, readonly ctx: ChainContext) {
+  private constructor(
+    readonly keys: TestKeys,
+    readonly genesis: Genesis,
+    readonly ctx: ChainContext,
+  ) {
     this.prevHash = ctx.genesisHash;
   }
 
@@ -69,7 +89,10 @@ export class ChainBuilder {
   }
 
   /** Next block at view 0 (or `view`), certified by validators `signers` (default: first 3). */
-  async block(txs: Tx[], options: { view?: number; signers?: number[] } = {}): Promise<{ block: Block; certificate: Certificate; hash: string }> {
+  async block(
+    txs: Tx[],
+    options: { view?: number; signers?: number[] } = {},
+  ): Promise<{ block: Block; certificate: Certificate; hash: string }> {
     const view = options.view ?? 0;
     this.timeMs += 1000;
     const block = buildBlock({
@@ -83,9 +106,18 @@ export class ChainBuilder {
       txs,
     });
     const hash = blockHash(block);
-    const target = { chainId: this.genesis.chain_id, height: block.header.height, view, blockHash: hash };
+    const target = {
+      chainId: this.genesis.chain_id,
+      height: block.header.height,
+      view,
+      blockHash: hash,
+    };
     const signers = (options.signers ?? [0, 1, 2]).map((i) => this.keys.validators[i]);
-    const certificate = await makeCertificate(this.ctx, target, await Promise.all(signers.map((k) => signCommit(k, target))));
+    const certificate = await makeCertificate(
+      this.ctx,
+      target,
+      await Promise.all(signers.map((k) => signCommit(k, target))),
+    );
     this.height += 1;
     this.prevHash = hash;
     const committed = { block, certificate, hash };
@@ -96,16 +128,20 @@ export class ChainBuilder {
   /** A small chain: round 1 opened, 3 device updates and an edge update, round closed, admin action. */
   async standardChain(): Promise<void> {
     const [v0] = this.keys.validators;
-    await this.block([await this.tx(v0, "round_open", { round: 1, global_model_sha256: "00".repeat(32) })]);
+    await this.block([
+      await this.tx(v0, "round_open", { round: 1, global_model_sha256: "00".repeat(32) }),
+    ]);
     const updates: Tx[] = [];
     for (const [i, device] of this.keys.devices.entries()) {
-      updates.push(await this.tx(device, "model_update", {
-        round: 1,
-        sample_count: 100 + i,
-        blob_sha256: toHex(new Uint8Array(32).fill(i + 1)),
-        blob_size_bytes: 4096,
-        metrics: { train_loss_e6: 250_000 + i },
-      }));
+      updates.push(
+        await this.tx(device, "model_update", {
+          round: 1,
+          sample_count: 100 + i,
+          blob_sha256: toHex(new Uint8Array(32).fill(i + 1)),
+          blob_size_bytes: 4096,
+          metrics: { train_loss_e6: 250_000 + i },
+        }),
+      );
     }
     await this.block(updates);
     await this.block([
@@ -119,8 +155,15 @@ export class ChainBuilder {
     ], { view: 1 });
     await this.block([], { view: 1 });
     await this.block([
-      await this.tx(v0, "round_close", { round: 1, aggregate_sha256: "cc".repeat(32), accepted: updates.map((u) => txHashOf(u)) }),
-      await this.tx(this.keys.admin, "quarantine", { target: this.keys.devices[2].address, reason: "norm outlier" }),
+      await this.tx(v0, "round_close", {
+        round: 1,
+        aggregate_sha256: "cc".repeat(32),
+        accepted: updates.map((u) => txHashOf(u)),
+      }),
+      await this.tx(this.keys.admin, "quarantine", {
+        target: this.keys.devices[2].address,
+        reason: "norm outlier",
+      }),
     ], { view: 1, signers: [0, 1, 2, 3] });
   }
 }

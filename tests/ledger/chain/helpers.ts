@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { LedgerError, type LedgerErrorCode } from "../../../ledger/chain/errors.ts";
 
 /** Asserts that `work` throws/rejects a LedgerError with `code` (and, if given, at `height`). */
-export async function rejectsWith(work: () => unknown, code: LedgerErrorCode, height?: number): Promise<LedgerError> {
+export async function rejectsWith(
+  work: () => unknown,
+  code: LedgerErrorCode,
+  height?: number,
+): Promise<LedgerError> {
   try {
     await work();
   } catch (error) {

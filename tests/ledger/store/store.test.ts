@@ -24,12 +24,16 @@ async function filled(path: string, count = 5): Promise<{ b: ChainBuilder; store
   const b = await ChainBuilder.create();
   await b.standardChain();
   const store = await LedgerStore.open(path, { genesis: b.genesis });
-  for (const c of b.blocks.slice(0, count)) await store.appendCommittedBlock(c.block, c.certificate);
+  for (const c of b.blocks.slice(0, count)) {
+    await store.appendCommittedBlock(c.block, c.certificate);
+  }
   return { b, store };
 }
 
 async function rowCount(store: LedgerStore, table: string): Promise<number> {
-  const result = await store.execute(`SELECT count(*) AS n FROM ${table}`) as { rows: { n: number }[] };
+  const result = await store.execute(`SELECT count(*) AS n FROM ${table}`) as {
+    rows: { n: number }[];
+  };
   return Number(result.rows[0].n);
 }
 
@@ -55,7 +59,10 @@ Deno.test("blocks read back equal what was written; re-appending the same block 
   }
   assert.equal(await store.getBlock(6), null);
   assert.equal(await store.getBlockHash(0), b.ctx.genesisHash);
-  assert.deepEqual(await store.appendCommittedBlock(b.blocks[1].block, b.blocks[1].certificate), { hash: b.blocks[1].hash, appended: false });
+  assert.deepEqual(await store.appendCommittedBlock(b.blocks[1].block, b.blocks[1].certificate), {
+    hash: b.blocks[1].hash,
+    appended: false,
+  });
   const heights = [];
   for await (const c of store.readCommitted(2, 4)) heights.push(c.height);
   assert.deepEqual(heights, [2, 3, 4]);
@@ -64,23 +71,65 @@ Deno.test("blocks read back equal what was written; re-appending the same block 
 
 Deno.test("bad blocks are rejected with a clear error and write nothing", async () => {
   const { b, store } = await filled(":memory:", 2);
-  const before = { blocks: await rowCount(store, "blocks"), txs: await rowCount(store, "transactions"), certs: await rowCount(store, "certificates") };
+  const before = {
+    blocks: await rowCount(store, "blocks"),
+    txs: await rowCount(store, "transactions"),
+    certs: await rowCount(store, "certificates"),
+  };
   const [, , third, fourth] = b.blocks;
   // Gap: block 4 before block 3.
-  await rejectsWith(() => store.appendCommittedBlock(fourth.block, fourth.certificate), "bad_height", 4);
+  await rejectsWith(
+    () => store.appendCommittedBlock(fourth.block, fourth.certificate),
+    "bad_height",
+    4,
+  );
   // Wrong link.
-  const unlinked = { ...third.block, header: { ...third.block.header, prev_hash: "00".repeat(32) } };
-  await rejectsWith(() => store.appendCommittedBlock(unlinked, third.certificate), "bad_prev_hash", 3);
+  const unlinked = {
+    ...third.block,
+    header: { ...third.block.header, prev_hash: "00".repeat(32) },
+  };
+  await rejectsWith(
+    () => store.appendCommittedBlock(unlinked, third.certificate),
+    "bad_prev_hash",
+    3,
+  );
   // Certificate without quorum, or for another block.
-  await rejectsWith(() => store.appendCommittedBlock(third.block, { ...third.certificate, signatures: third.certificate.signatures.slice(0, 2) }), "no_quorum", 3);
-  await rejectsWith(() => store.appendCommittedBlock(third.block, fourth.certificate), "bad_certificate", 3);
+  await rejectsWith(
+    () =>
+      store.appendCommittedBlock(third.block, {
+        ...third.certificate,
+        signatures: third.certificate.signatures.slice(0, 2),
+      }),
+    "no_quorum",
+    3,
+  );
+  await rejectsWith(
+    () => store.appendCommittedBlock(third.block, fourth.certificate),
+    "bad_certificate",
+    3,
+  );
   // Different block at a stored height.
-  const other = { ...b.blocks[1].block, header: { ...b.blocks[1].block.header, state_root: "cd".repeat(32) } };
-  await rejectsWith(() => store.appendCommittedBlock(other, b.blocks[1].certificate), "conflict", 2);
+  const other = {
+    ...b.blocks[1].block,
+    header: { ...b.blocks[1].block.header, state_root: "cd".repeat(32) },
+  };
+  await rejectsWith(
+    () => store.appendCommittedBlock(other, b.blocks[1].certificate),
+    "conflict",
+    2,
+  );
   // Tampered tx.
   const tampered = { ...third.block, txs: [{ ...third.block.txs[0], nonce: 2 }] };
-  await rejectsWith(() => store.appendCommittedBlock(tampered, third.certificate), "bad_tx_root", 3);
-  assert.deepEqual({ blocks: await rowCount(store, "blocks"), txs: await rowCount(store, "transactions"), certs: await rowCount(store, "certificates") }, before);
+  await rejectsWith(
+    () => store.appendCommittedBlock(tampered, third.certificate),
+    "bad_tx_root",
+    3,
+  );
+  assert.deepEqual({
+    blocks: await rowCount(store, "blocks"),
+    txs: await rowCount(store, "transactions"),
+    certs: await rowCount(store, "certificates"),
+  }, before);
   // The store is still usable afterwards.
   await store.appendCommittedBlock(third.block, third.certificate);
   assert.equal(await store.height(), 3);
@@ -97,9 +146,23 @@ Deno.test("replay state survives a restart: a reused nonce is refused after reop
     const v0 = b.keys.validators[0];
     const used = b.nonces.get(d0.address)!;
     const open2 = await b.tx(v0, "round_open", { round: 2 });
-    const replayed = await signTx(d0, b.genesis.chain_id, "model_update", used, { round: 2, sample_count: 5, blob_sha256: "aa".repeat(32), blob_size_bytes: 9 });
+    const replayed = await signTx(d0, b.genesis.chain_id, "model_update", used, {
+      round: 2,
+      sample_count: 5,
+      blob_sha256: "aa".repeat(32),
+      blob_size_bytes: 9,
+    });
     const { buildBlock } = await import("../../../ledger/chain/block.ts");
-    const block = buildBlock({ chainId: b.genesis.chain_id, height: 6, prevHash: b.prevHash, view: 0, proposer: v0.address, timeMs: b.timeMs + 1, stateRoot: "ab".repeat(32), txs: [open2, replayed] });
+    const block = buildBlock({
+      chainId: b.genesis.chain_id,
+      height: 6,
+      prevHash: b.prevHash,
+      view: 0,
+      proposer: v0.address,
+      timeMs: b.timeMs + 1,
+      stateRoot: "ab".repeat(32),
+      txs: [open2, replayed],
+    });
     const cert = b.blocks[0].certificate;
     await rejectsWith(() => reopened.appendCommittedBlock(block, cert), "replay", 6);
     reopened.close();
@@ -114,7 +177,10 @@ Deno.test("the database is bound to one genesis", async () => {
     const otherGenesis = { ...b.genesis, chain_id: "another-chain" };
     await rejectsWith(() => LedgerStore.open(path, { genesis: otherGenesis }), "wrong_chain");
     const bare = await LedgerStore.open(join(dir, "empty.db"));
-    await assert.rejects(() => bare.appendCommittedBlock(b.blocks[0].block, b.blocks[0].certificate), /no genesis/);
+    await assert.rejects(
+      () => bare.appendCommittedBlock(b.blocks[0].block, b.blocks[0].certificate),
+      /no genesis/,
+    );
     bare.close();
   });
 });
@@ -142,7 +208,10 @@ Deno.test("blobs are content-addressed: hash checked on insert and on read", asy
   assert.deepEqual(await store.blobIds(), [sha]);
   assert.equal(await store.getBlob("00".repeat(32)), null);
   await assert.rejects(() => store.getBlob("XYZ"), /64 lowercase hex/);
-  await store.execute("UPDATE blobs SET data = ? WHERE sha256 = ?", [new TextEncoder().encode("model weightz"), sha]);
+  await store.execute("UPDATE blobs SET data = ? WHERE sha256 = ?", [
+    new TextEncoder().encode("model weightz"),
+    sha,
+  ]);
   await rejectsWith(() => store.getBlob(sha), "blob_mismatch");
   store.close();
 });
@@ -152,29 +221,57 @@ Deno.test("protocol state: keyed values, an ordered log, pruning, and atomic bat
   const bytes = (s: string) => new TextEncoder().encode(s);
   await store.saveProtocolState("view", bytes("3"));
   await store.saveProtocolState("view", bytes("4"));
-  await store.appendProtocolLog([{ seq: 5, kind: "prepare", bytes: bytes("p5") }, { seq: 6, kind: "commit", bytes: bytes("c6") }]);
+  await store.appendProtocolLog([{ seq: 5, kind: "prepare", bytes: bytes("p5") }, {
+    seq: 6,
+    kind: "commit",
+    bytes: bytes("c6"),
+  }]);
   await store.appendProtocolLog([{ seq: 5, kind: "commit", bytes: bytes("c5") }]);
   assert.deepEqual(await store.loadProtocolState(), new Map([["view", bytes("4")]]));
-  assert.deepEqual((await store.loadProtocolLog()).map((e) => `${e.seq}:${e.kind}`), ["5:prepare", "5:commit", "6:commit"]);
+  assert.deepEqual((await store.loadProtocolLog()).map((e) => `${e.seq}:${e.kind}`), [
+    "5:prepare",
+    "5:commit",
+    "6:commit",
+  ]);
   assert.deepEqual((await store.loadProtocolLog(6)).map((e) => e.seq), [6]);
   assert.equal(await store.pruneProtocolLog(6), 2);
   // One bad entry: the whole batch is refused, the state key is not written.
-  await assert.rejects(() => store.persistProtocol({ state: { stable: bytes("x") }, append: [{ seq: -1, kind: "commit", bytes: bytes("") }] }), /seq/);
+  await assert.rejects(
+    () =>
+      store.persistProtocol({
+        state: { stable: bytes("x") },
+        append: [{ seq: -1, kind: "commit", bytes: bytes("") }],
+      }),
+    /seq/,
+  );
   await assert.rejects(() => store.saveProtocolState("bad key", bytes("x")), /key must match/);
   assert.deepEqual([...(await store.loadProtocolState()).keys()], ["view"]);
-  await store.persistProtocol({ state: { stable: bytes("6") }, append: [{ seq: 7, kind: "pre-prepare", bytes: bytes("pp7") }], pruneBelowSeq: 7 });
+  await store.persistProtocol({
+    state: { stable: bytes("6") },
+    append: [{ seq: 7, kind: "pre-prepare", bytes: bytes("pp7") }],
+    pruneBelowSeq: 7,
+  });
   assert.deepEqual((await store.loadProtocolLog()).map((e) => e.seq), [7]);
   store.close();
 });
 
 Deno.test("checkpoints must match a stored block and are idempotent", async () => {
   const { b, store } = await filled(":memory:", 3);
-  const cp = { height: 2, blockHash: b.blocks[1].hash, stateRoot: b.blocks[1].block.header.state_root, proof: new Uint8Array([1, 2, 3]) };
+  const cp = {
+    height: 2,
+    blockHash: b.blocks[1].hash,
+    stateRoot: b.blocks[1].block.header.state_root,
+    proof: new Uint8Array([1, 2, 3]),
+  };
   await store.saveCheckpoint(cp);
   await store.saveCheckpoint(cp);
   assert.deepEqual(await store.latestCheckpoint(), cp);
   await rejectsWith(() => store.saveCheckpoint({ ...cp, height: 3 }), "conflict", 3);
-  await rejectsWith(() => store.saveCheckpoint({ ...cp, stateRoot: "00".repeat(32) }), "conflict", 2);
+  await rejectsWith(
+    () => store.saveCheckpoint({ ...cp, stateRoot: "00".repeat(32) }),
+    "conflict",
+    2,
+  );
   await rejectsWith(() => store.saveCheckpoint({ ...cp, height: 9 }), "missing", 9);
   assert.equal((await store.listCheckpoints()).length, 1);
   store.close();
@@ -186,14 +283,28 @@ Deno.test("migrations: drizzle schema matches the SQL, reopening does not re-app
     const store = await LedgerStore.open(path);
     for (const table of Object.values(ALL_TABLES)) {
       const config = getTableConfig(table);
-      const info = await store.execute(`PRAGMA table_info(${config.name})`) as { rows: { name: string; notnull: number }[] };
-      assert.deepEqual(info.rows.map((r) => r.name).sort(), config.columns.map((c) => c.name).sort(), config.name);
+      const info = await store.execute(`PRAGMA table_info(${config.name})`) as {
+        rows: { name: string; notnull: number }[];
+      };
+      assert.deepEqual(
+        info.rows.map((r) => r.name).sort(),
+        config.columns.map((c) => c.name).sort(),
+        config.name,
+      );
       for (const column of config.columns) {
         const row = info.rows.find((r) => r.name === column.name)!;
-        if (!column.primary) assert.equal(Boolean(row.notnull), column.notNull, `${config.name}.${column.name} NOT NULL`);
+        if (!column.primary) {
+          assert.equal(
+            Boolean(row.notnull),
+            column.notNull,
+            `${config.name}.${column.name} NOT NULL`,
+          );
+        }
       }
     }
-    const versions = await store.execute("SELECT version FROM schema_migrations") as { rows: { version: number }[] };
+    const versions = await store.execute("SELECT version FROM schema_migrations") as {
+      rows: { version: number }[];
+    };
     assert.deepEqual(versions.rows.map((r) => Number(r.version)), [SCHEMA_VERSION]);
     store.close();
     const again = await LedgerStore.open(path);
@@ -203,6 +314,9 @@ Deno.test("migrations: drizzle schema matches the SQL, reopening does not re-app
     readOnly.close();
     await assert.rejects(() => LedgerStore.open(path), /newer than this program/);
     await assert.rejects(() => LedgerStore.open(path, { readOnly: true }), /v99/);
-    await assert.rejects(() => LedgerStore.open(join(dir, "not-a-ledger.db"), { readOnly: true }), /not a ledger database/);
+    await assert.rejects(
+      () => LedgerStore.open(join(dir, "not-a-ledger.db"), { readOnly: true }),
+      /not a ledger database/,
+    );
   });
 });
