@@ -328,7 +328,8 @@ export class RecordEncoder {
             );
           }
         }
-        writeNumeric(column, parsed, out, at);
+        // Training stored values as float32; round the same way so both paths agree exactly.
+        writeNumeric(column, Math.fround(parsed), out, at);
         at += column.missingIndicator ? 2 : 1;
       } else {
         const trimmed = value.trim();

@@ -205,8 +205,9 @@ const ATTACKER_ADDRESS = "10.0.1.66";
 const ATTACKER_MACS = ["02:42:ac:11:00:66", "02:42:ac:11:00:67"];
 const EPOCH_S = 1_700_000_000;
 const HISTORY_FLOWS = 256;
+const ATTACK_KINDS = ["Spoofing", "Data Alteration", "DoS", "Scanning", "Replay"] as const;
 /** Mean quiet time between attack episodes, seconds. */
-const EPISODE_GAP_MEAN_S = 100;
+const EPISODE_GAP_MEAN_S = 45;
 
 function clamp(x: number, lo: number, hi: number): number {
   return x < lo ? lo : x > hi ? hi : x;
@@ -580,6 +581,7 @@ export function* generateSyntheticRows(options: SyntheticOptions): Generator<str
     }
   }
   let episode: Episode | null = null;
+  const bag: Episode["kind"][] = [];
   let nextEpisodeTime = rng.exponential(EPISODE_GAP_MEAN_S);
   let now = 0;
   let lastPatientStep = 0;
@@ -623,9 +625,9 @@ export function* generateSyntheticRows(options: SyntheticOptions): Generator<str
       nextEpisodeTime = now + rng.exponential(EPISODE_GAP_MEAN_S);
     }
     if (!episode && now >= nextEpisodeTime) {
-      const kind = (["Spoofing", "Data Alteration", "DoS", "Scanning", "Replay"] as const)[
-        rng.pick([1.1, 1.1, 1, 0.9, 1])
-      ];
+      // Kinds come from a shuffled bag, so every attack class shows up within five episodes.
+      if (bag.length === 0) bag.push(...rng.shuffle([...ATTACK_KINDS]));
+      const kind = bag.pop()!;
       // A MITM on the ward's switch reaches several devices at once.
       const targets = rng.shuffle(devices.map((d) => d.index)).slice(
         0,
@@ -634,7 +636,7 @@ export function* generateSyntheticRows(options: SyntheticOptions): Generator<str
       episode = {
         kind,
         targets,
-        endTime: now + rng.logNormal(kind === "DoS" || kind === "Scanning" ? 90 : 260, 0.5),
+        endTime: now + rng.logNormal(kind === "DoS" || kind === "Scanning" ? 60 : 200, 0.5),
         low: rng.chance(0.45),
         share: rng.uniform(0.5, 0.95),
         nextAttackerTime: now,

@@ -82,7 +82,7 @@ Deno.test("synthetic: WUSTL-EHMS schema, all six classes, time-ordered, loads as
 });
 
 Deno.test("synthetic: logistic regression clearly below 100%, a nonlinear model does better", async () => {
-  const seed = 11;
+  const seed = 1;
   const data = await prepareDataset({
     source: { synthetic: { rows: 14_000, seed } },
     labelMode: "binary",
@@ -101,7 +101,7 @@ Deno.test("synthetic: logistic regression clearly below 100%, a nonlinear model 
   assert(linearAccuracy > majority + 0.03, `logistic must learn something: ${context}`);
   assert(linearAccuracy < 0.94, `logistic must stay clearly below 100%: ${context}`);
   assert(
-    nonlinearAccuracy > linearAccuracy + 0.015,
+    nonlinearAccuracy > linearAccuracy + 0.02,
     `a nonlinear model must beat the linear one: ${context}`,
   );
 });
