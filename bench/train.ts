@@ -183,7 +183,147 @@ export async function benchTrain(overrides: Partial<TrainBenchOptions> = {}): Pr
   };
 }
 
+export interface QualityBenchOptions {
+  csv: string;
+  mode: "splitfed-v1" | "splitfed-v2" | "fedavg" | "centralized";
+  devices: number;
+  rounds: number;
+  localEpochs: number;
+  batchSize: number;
+  learningRate: number;
+  seed: number;
+  python: string;
+  /** Writes the final model here when set. */
+  saveDir?: string;
+}
+
+/** Quality on real data (issue item 8): WUSTL-EHMS through ml/data (identifiers and constant
+ * columns dropped, Flgs one-hot), stratified split with seed 0 (test 30 %, validation 10 % for the
+ * threshold, train 60 % over the devices), SplitFed, next to scikit-learn's random forest trained
+ * centrally on the same training rows and evaluated on the same test rows. */
+export async function benchQuality(overrides: Partial<QualityBenchOptions> = {}): Promise<string> {
+  const o: QualityBenchOptions = {
+    csv: "/work/shared/datasets/wustl-ehms-2020.csv",
+    mode: "splitfed-v1",
+    devices: 10,
+    rounds: 15,
+    localEpochs: 1,
+    batchSize: 64,
+    learningRate: 3e-3,
+    seed: 0,
+    python: "/usr/bin/python3",
+    ...overrides,
+  };
+  await initTensorflow({ backend: "wasm" });
+  const { prepareDataset } = await import("../ml/data/prepare.ts");
+  const { defaultModelConfig } = await import("../ml/model/config.ts");
+  const { trainRounds } = await import("../ml/train/loop.ts");
+  const { formatReport } = await import("../ml/metrics/classification.ts");
+  const { residentMemoryMB } = await import("../ml/train/memory.ts");
+  const data = await prepareDataset({
+    source: { path: o.csv },
+    labelMode: "binary",
+    split: { mode: "stratified", validation: 0.1, test: 0.3 },
+    devices: { count: o.devices },
+    seed: o.seed,
+  });
+  const features = data.train.featureNames.length;
+  const config = defaultModelConfig(features);
+  console.error(`features (${features}): ${data.train.featureNames.join(", ")}`);
+  console.error(`rows train ${data.train.rows} validation ${data.validation.rows} test ${data.test.rows}; devices ${data.devices.map((d) => d.rows).join(" ")}`);
+  const started = performance.now();
+  const result = await trainRounds({
+    options: { mode: o.mode, rounds: o.rounds, localEpochs: o.localEpochs, batchSize: o.batchSize, learningRate: o.learningRate, seed: o.seed, model: config },
+    partitions: data.devices,
+    validation: data.validation,
+    test: data.test,
+    onRound: (r) => console.error(`round ${r.round} loss ${r.trainLoss.toFixed(4)} ${formatReport(r.test)} ${r.seconds.toFixed(1)}s tensors ${r.numTensors} rss ${r.rssMB} MB`),
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const final = result.rounds.at(-1)!;
+  if (o.saveDir) {
+    const { saveModel, hashLabeledMatrix } = await import("../ml/artifact/model_artifact.ts");
+    await saveModel(o.saveDir, {
+      config,
+      device: result.model.device,
+      edge: result.model.edge,
+      preprocessing: data.preprocessor.toJSON(),
+      metadata: {
+        createdAt: new Date().toISOString(),
+        threshold: final.threshold,
+        classNames: [...data.train.classNames],
+        featureNames: [...data.train.featureNames],
+        datasetHash: await hashLabeledMatrix(data.train),
+        metrics: final.test,
+        training: { ...o, python: undefined },
+      },
+    });
+  }
+  const rf = await randomForestReference(o.python, data.train, data.validation, data.test, o.seed);
+  const b = final.test.binary;
+  const pct = (v: number) => `${(100 * v).toFixed(2)} %`;
+  const rows = [
+    "| model | accuracy | precision | recall | F1 | FPR | ROC-AUC |",
+    "|---|---|---|---|---|---|---|",
+    `| ${o.mode}, ${o.devices} devices, ${o.rounds} rounds (CNN-BiLSTM, tfjs) | ${pct(b.accuracy)} | ${pct(b.precision)} | ${pct(b.recall)} | ${pct(b.f1)} | ${pct(b.fpr)} | ${b.rocAuc.toFixed(4)} |`,
+    ...rf.map((r) =>
+      `| random forest, centralized (${r.name}) | ${pct(r.accuracy)} | ${pct(r.precision)} | ${pct(r.recall)} | ${pct(r.f1)} | ${pct(r.fpr)} | ${r.auc.toFixed(4)} |`
+    ),
+  ];
+  const footer = `WUSTL-EHMS ${data.train.rows + data.validation.rows + data.test.rows} rows, ${features} features; ` +
+    `test ${data.test.rows} rows (${b.support.attack} attacks); threshold ${b.threshold.toFixed(3)} chosen on validation; ` +
+    `training ${seconds.toFixed(0)} s; peak RSS ${residentMemoryMB().peakRssMB} MB; load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`;
+  return [...rows, "", footer].join("\n");
+}
+
+interface RfResult {
+  name: string;
+  accuracy: number;
+  precision: number;
+  recall: number;
+  f1: number;
+  fpr: number;
+  auc: number;
+}
+
+async function randomForestReference(
+  python: string,
+  train: import("../ml/data/types.ts").LabeledMatrix,
+  validation: import("../ml/data/types.ts").LabeledMatrix,
+  test: import("../ml/data/types.ts").LabeledMatrix,
+  seed: number,
+): Promise<RfResult[]> {
+  const { mkdtemp, writeFile, rm } = await import("node:fs/promises");
+  const { join } = await import("node:path");
+  const dir = await mkdtemp(join(os.tmpdir(), "iomt-rf-"));
+  try {
+    const columns = train.featureNames.length;
+    for (const [name, m] of [["train", train], ["validation", validation], ["test", test]] as const) {
+      await writeFile(join(dir, `${name}.x`), new Uint8Array(m.features.buffer, m.features.byteOffset, m.features.byteLength));
+      const y = Int32Array.from(m.labels, (l) => (l > 0 ? 1 : 0));
+      await writeFile(join(dir, `${name}.y`), new Uint8Array(y.buffer));
+    }
+    const script = fileURLToPath(new URL("./torch_reference.py", import.meta.url));
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(python, [script, "--random-forest", dir, `--columns=${columns}`, `--seed=${seed}`], { timeout: 600_000 }, (e, out, err) =>
+        e ? reject(new Error(`random forest reference failed: ${e.message}\n${err}`)) : resolve(out))
+    );
+    return JSON.parse(stdout.trim().split("\n").pop()!) as RfResult[];
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 if ((import.meta as { main?: boolean }).main) {
+  if (process.argv.includes("--quality")) {
+    const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+    console.log(await benchQuality({
+      ...(arg("rounds") ? { rounds: Number(arg("rounds")) } : {}),
+      ...(arg("mode") ? { mode: arg("mode") as QualityBenchOptions["mode"] } : {}),
+      ...(arg("save") ? { saveDir: arg("save") } : {}),
+    }));
+    process.exit(0);
+  }
   const quick = process.argv.includes("--quick");
   const result = await benchTrain(quick ? { batches: [256], minSeconds: 0.5, runs: 1, torchThreads: [1] } : {});
   console.log(result.model);
