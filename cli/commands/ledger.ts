@@ -289,6 +289,10 @@ function formatTx(ctx: ChainContext | null, tx: Tx): string {
         (Array.isArray(b.accepted) ? `  accepted ${b.accepted.length}` : "") +
         (Array.isArray(b.rejected) ? `  rejected ${b.rejected.length}` : "") +
         (b.aggregate_sha256 ? `  aggregate ${short(b.aggregate_sha256 as string)}` : "");
+    case "round_result":
+      return `${head}  round ${b.round}` +
+        (b.global_model_sha256 ? `  global ${short(b.global_model_sha256 as string)}` : "") +
+        `  record ${JSON.stringify(b.record).slice(0, 60)}`;
     case "quarantine":
     case "readmit":
       return `${head}  target ${nameOf(ctx, b.target as string)}  reason ${

@@ -5,7 +5,14 @@ import { canonicalBytes } from "./canonical.ts";
 import { fail, LedgerError } from "./errors.ts";
 import { type ChainContext, primaryOf } from "./genesis.ts";
 import { verifyTxAuth } from "./tx.ts";
-import type { Block, ModelUpdateBody, RoundCloseBody, RoundOpenBody, Tx } from "./types.ts";
+import type {
+  Block,
+  ModelUpdateBody,
+  RoundCloseBody,
+  RoundOpenBody,
+  RoundResultBody,
+  Tx,
+} from "./types.ts";
 
 /**
  * What the rules need to know about the chain before a block. A store may fill only the entries
@@ -21,6 +28,8 @@ export interface ChainState {
   /** Highest round opened / closed so far (0 = none). A round is open iff opened > closed. */
   roundOpened: number;
   roundClosed: number;
+  /** Highest round with a round_result (≤ roundClosed). */
+  roundResulted: number;
   /** `${type} ${sender}` of each update in the open round. */
   updatesInOpenRound: Set<string>;
 }
@@ -33,6 +42,7 @@ export function genesisState(ctx: ChainContext): ChainState {
     nonces: new Map(),
     roundOpened: 0,
     roundClosed: 0,
+    roundResulted: 0,
     updatesInOpenRound: new Set(),
   };
 }
@@ -134,6 +144,20 @@ function applyTxRules(
       }
       state.roundClosed = round;
       state.updatesInOpenRound.clear();
+      return;
+    }
+    case "round_result": {
+      const round = (tx.body as RoundResultBody).round;
+      if (round !== state.roundClosed || state.roundResulted >= round) {
+        fail(
+          "bad_round",
+          `${path}: result for round ${round}, but the last closed round without a result is ${
+            state.roundResulted < state.roundClosed ? state.roundClosed : "none"
+          }`,
+          height,
+        );
+      }
+      state.roundResulted = round;
       return;
     }
     case "model_update":

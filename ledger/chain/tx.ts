@@ -22,8 +22,10 @@ import {
 export const TX_SENDER_ROLES: Record<KnownTxType, readonly (ParticipantRole | "validator")[]> = {
   model_update: ["device"],
   edge_update: ["edge"],
-  round_open: ["validator"],
-  round_close: ["validator"],
+  // The edge coordinates rounds (docs/architecture.md); validators may too (timeouts).
+  round_open: ["edge", "validator"],
+  round_close: ["edge", "validator"],
+  round_result: ["validator"],
   quarantine: ["admin", "validator"],
   readmit: ["admin", "validator"],
 };
@@ -96,7 +98,7 @@ export function validateTxShape(value: unknown, txBytesMax: number, path = "tx")
 }
 
 const ROUND_MAX = 1_000_000_000;
-const UPDATE_OPTIONAL = ["base_model_sha256", "metrics", "meta"];
+const UPDATE_OPTIONAL = ["base_round", "base_model_sha256", "metrics", "meta"];
 
 function validateBody(type: TxType, value: unknown, path: string): void {
   switch (type) {
@@ -157,6 +159,16 @@ function validateBody(type: TxType, value: unknown, path: string): void {
         check.array(body[key], `${path}.${key}`, LIMITS.hash_list_max).forEach((h, i) =>
           check.hex(h, `${path}.${key}[${i}]`, 32)
         );
+      }
+      if (body.meta !== undefined) check.freeObject(body.meta, `${path}.meta`);
+      return;
+    }
+    case "round_result": {
+      const body = check.object(value, path, ["round", "record"], ["global_model_sha256", "meta"]);
+      check.int(body.round, `${path}.round`, 1, ROUND_MAX);
+      check.freeObject(body.record, `${path}.record`);
+      if (body.global_model_sha256 !== undefined) {
+        check.hex(body.global_model_sha256, `${path}.global_model_sha256`, 32);
       }
       if (body.meta !== undefined) check.freeObject(body.meta, `${path}.meta`);
       return;

@@ -86,6 +86,8 @@ export interface ModelUpdateBody {
   sample_count: number;
   blob_sha256: Hex;
   blob_size_bytes: number;
+  /** Round whose global model the update was trained from (staleness = round - base_round). */
+  base_round?: number;
   /** Global model the update was trained from. */
   base_model_sha256?: Hex;
   /** Named metrics, each an integer ×10^6 (e.g. train_loss_e6). */
@@ -121,6 +123,16 @@ export interface RoundCloseBody {
   meta?: Record<string, CanonicalValue>;
 }
 
+/** The validators' agreed outcome of a closed round (ledger/app's RoundRecord), one per round. */
+export interface RoundResultBody {
+  round: number;
+  /** New global device-side model. */
+  global_model_sha256?: Hex;
+  /** Application record: scores, accept/reject decisions, aggregate, reputation changes. */
+  record: Record<string, CanonicalValue>;
+  meta?: Record<string, CanonicalValue>;
+}
+
 export interface AdminTargetBody {
   target: Address;
   reason: string;
@@ -133,6 +145,7 @@ export interface TxBodies {
   edge_update: EdgeUpdateBody;
   round_open: RoundOpenBody;
   round_close: RoundCloseBody;
+  round_result: RoundResultBody;
   quarantine: AdminTargetBody;
   readmit: AdminTargetBody;
 }
@@ -143,6 +156,7 @@ export const KNOWN_TX_TYPES: readonly KnownTxType[] = [
   "edge_update",
   "round_open",
   "round_close",
+  "round_result",
   "quarantine",
   "readmit",
 ];

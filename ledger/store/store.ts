@@ -366,6 +366,7 @@ export class LedgerStore {
         0;
     state.roundOpened = await roundOf("round_open");
     state.roundClosed = await roundOf("round_close");
+    state.roundResulted = await roundOf("round_result");
     if (state.roundOpened > state.roundClosed) {
       const updates = await this.#db.select({ type: t.type, sender: t.sender }).from(t).where(
         and(inArray(t.type, ["model_update", "edge_update"]), eq(t.round, state.roundOpened)),

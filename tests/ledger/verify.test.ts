@@ -159,7 +159,7 @@ const CASES: {
   },
   {
     name: "tx row deleted",
-    sql: [{ sql: "DELETE FROM transactions WHERE height = 5 AND idx = 1" }],
+    sql: [{ sql: "DELETE FROM transactions WHERE height = 5 AND idx = 2" }],
     height: 5,
     code: "missing",
   },
@@ -237,7 +237,7 @@ Deno.test("an untouched ledger verifies", async () => {
     assert.equal(report.ok, true, JSON.stringify(report.problem));
     assert.deepEqual(
       [report.verified_height, report.stored_height, report.txs_checked, report.blobs_checked],
-      [5, 5, 7, 1],
+      [5, 5, 8, 1],
     );
   });
 });

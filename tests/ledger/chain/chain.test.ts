@@ -201,6 +201,19 @@ Deno.test("tx rules: signatures, senders, roles, nonces and rounds", async () =>
   await check([
     await signTx(b.keys.admin, chain, "quarantine", 50, { target: v0.address, reason: "x" }),
   ], "malformed");
+  // Round results: only for the last closed round, once; only validators send them.
+  const result = (sender: typeof v0, nonce: number, round: number) =>
+    signTx(sender, chain, "round_result", nonce, { round, record: { ok: true } });
+  await check([await result(b.keys.validators[2], 1, 1)], "bad_round"); // round 1 has a result
+  await check([open2, await result(b.keys.validators[2], 1, 2)], "bad_round"); // 2 is not closed
+  await check([await result(d1, 50, 1)], "unauthorized");
+  // The edge coordinates rounds: it may open and close them.
+  const edgeOpen = await signTx(b.keys.edge, chain, "round_open", 10, { round: 2 });
+  const edgeClose = await signTx(b.keys.edge, chain, "round_close", 11, { round: 2 });
+  const rounds = cloneState(state);
+  const closing = [edgeOpen, edgeClose, await result(b.keys.validators[2], 1, 2)];
+  await applyBlock(b.ctx, rounds, nextBlock(b, closing));
+  assert.deepEqual([rounds.roundOpened, rounds.roundClosed, rounds.roundResulted], [2, 2, 2]);
   // Nonces may skip (gaps allowed) but never repeat; the valid block applies.
   const ok = cloneState(state);
   await applyBlock(b.ctx, ok, nextBlock(b, [open2, await update(d0Nonce + 10)]));

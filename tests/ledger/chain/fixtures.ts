@@ -10,7 +10,7 @@ import {
   createGenesis,
   primaryOf,
 } from "../../../ledger/chain/genesis.ts";
-import { signTx } from "../../../ledger/chain/tx.ts";
+import { signTx, txHash } from "../../../ledger/chain/tx.ts";
 import type {
   Block,
   Certificate,
@@ -158,7 +158,12 @@ export class ChainBuilder {
       await this.tx(v0, "round_close", {
         round: 1,
         aggregate_sha256: "cc".repeat(32),
-        accepted: updates.map((u) => txHashOf(u)),
+        accepted: updates.map((u) => txHash(u)),
+      }),
+      await this.tx(this.keys.validators[1], "round_result", {
+        round: 1,
+        global_model_sha256: "cc".repeat(32),
+        record: { accepted: 3, rejected: 0 },
       }),
       await this.tx(this.keys.admin, "quarantine", {
         target: this.keys.devices[2].address,
@@ -166,9 +171,4 @@ export class ChainBuilder {
       }),
     ], { view: 1, signers: [0, 1, 2, 3] });
   }
-}
-
-import { txHash } from "../../../ledger/chain/tx.ts";
-function txHashOf(tx: Tx): string {
-  return txHash(tx);
 }
