@@ -318,7 +318,6 @@ class ReplicaCore implements Replica {
       // Restarted during a view change: repeat the view-change (or new-view) it had sent.
       this.broadcast(this.buildViewChange());
       if (this.builtNewView) this.broadcast({ ...this.builtNewView, signature: "" });
-      this.setTimer("view-change", this.viewChangeTimeoutMs());
     }
     this.broadcastStatus();
   }
@@ -948,9 +947,23 @@ class ReplicaCore implements Replica {
       this.config.viewChangeBackoffExponentMax,
     );
     this.log(`view change to ${newView}`);
+    this.cancelTimer("view-change");
     this.broadcast(this.buildViewChange());
-    this.setTimer("view-change", this.viewChangeTimeoutMs());
     this.checkNewViewReady();
+  }
+
+  /** §4.5.2: the timer for view v starts only once 2f+1 replicas have moved to v (or beyond), so
+   * a replica that raced ahead alone waits for the others instead of escalating on its own. A
+   * later view-change also counts: it proves its sender abandoned every view before it. */
+  private armViewChangeTimerWhenQuorumMoved(): void {
+    if (this.viewActive || this.timersArmed.has("view-change")) return;
+    let moved = 0;
+    for (const message of this.viewChanges.values()) {
+      if (message.newView >= this.view) moved++;
+    }
+    if (moved >= this.quorum.quorumSize) {
+      this.setTimer("view-change", this.viewChangeTimeoutMs());
+    }
   }
 
   /** Reset everything that belongs to one view. */
@@ -1355,6 +1368,7 @@ class ReplicaCore implements Replica {
     }
     this.maybePropose();
     this.updateViewChangeTimer();
+    this.armViewChangeTimerWhenQuorumMoved();
     if (this.dirty) {
       this.dirty = false;
       this.out.persist = this.snapshot();

@@ -66,7 +66,8 @@ function main(args: readonly string[]): number {
     const result = runSimulation({
       seed,
       unsafeQuorumSize: options.unsafeQuorumSize,
-      traceLinesMax: options.verbose ? 400 : 30,
+      traceLinesMax: options.verbose ? 20000 : 30,
+      traceRejections: options.verbose,
     });
     totals.commits += result.stats.commits;
     totals.viewChanges += result.stats.viewChanges;

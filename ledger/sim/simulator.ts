@@ -31,9 +31,13 @@ export interface SimulationOptions {
   readonly overrides?: ScenarioOverrides;
   /** Test only: every replica uses this (unsound) quorum size, to prove the checker finds forks. */
   readonly unsafeQuorumSize?: number;
+  /** Test only: the checker skips commit-certificate checks and relies on fork detection. */
+  readonly skipCertificateChecks?: boolean;
   /** Ticks after the fault period within which every request must commit everywhere. */
   readonly livenessBudgetTicks?: number;
   readonly traceLinesMax?: number;
+  /** Also trace every rejection and log line (verbose replays). */
+  readonly traceRejections?: boolean;
 }
 
 export interface SimulationFailure {
@@ -120,7 +124,13 @@ class Simulation {
     const root = new Prng(scenario.seed ^ 0x5bd1e995);
     this.random = root.fork();
     this.networkRandom = root.fork();
-    this.checker = new SafetyChecker(scenario.replicaCount, CHAIN_ID, GENESIS, this.signatures);
+    this.checker = new SafetyChecker(
+      scenario.replicaCount,
+      CHAIN_ID,
+      GENESIS,
+      this.signatures,
+      !options.skipCertificateChecks,
+    );
     const byzantineRandom = root.fork();
     for (let index = 0; index < scenario.replicaCount; index++) {
       const config = defaultConfig({
@@ -311,6 +321,16 @@ class Simulation {
           commit.blockHash.slice(0, 8)
         } ${commit.source}`,
       );
+    }
+    if (this.options.traceRejections) {
+      for (const rejection of output.rejections) {
+        this.note(
+          `r${node.index} rejected ${rejection.what} from ${
+            rejection.from ?? "-"
+          }: ${rejection.reason}`,
+        );
+      }
+      for (const line of output.logs) this.note(`r${node.index} log: ${line}`);
     }
     for (const line of output.logs) {
       if (line.startsWith("entered view")) this.stats.viewChanges++;
