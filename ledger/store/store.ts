@@ -342,6 +342,18 @@ export class LedgerStore {
     await this.#db.batch(items as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
   }
 
+  /**
+   * A copy of the chain state after the last stored block: what a backup checks a proposed block
+   * against (`applyBlock(ctx, await store.chainState(), block)`) before it prepares.
+   */
+  async chainState(): Promise<ChainState> {
+    return await this.#exclusive(async () => {
+      const ctx = this.#requireContext();
+      this.#state ??= await this.#loadState(ctx);
+      return cloneState(this.#state);
+    });
+  }
+
   async #loadState(ctx: ChainContext): Promise<ChainState> {
     const state = genesisState(ctx);
     const last = await this.#db.select().from(schema.blocks).orderBy(desc(schema.blocks.height))
