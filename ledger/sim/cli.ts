@@ -39,7 +39,8 @@ export function parseArgs(args: readonly string[]): CliOptions {
 }
 
 export function formatFailure(result: SimulationResult, extra = ""): string {
-  const failure = result.failure!;
+  const failure = result.failure;
+  if (!failure) return `ok seed ${result.seed}`;
   return [
     `FAIL seed ${result.seed}: ${failure.kind} at tick ${failure.tick}: ${failure.message}`,
     `  scenario: ${result.description}`,
