@@ -13,8 +13,9 @@ export interface Quorum {
   readonly weakQuorumSize: number;
 }
 
-export const REPLICA_COUNT_MIN = 4;
-export const REPLICA_COUNT_MAX = 64;
+/** n = 1 (f = 0) is a single-validator development chain; the ledger format allows up to 100. */
+export const REPLICA_COUNT_MIN = 1;
+export const REPLICA_COUNT_MAX = 100;
 
 export function quorumOf(replicaCount: number): Quorum {
   invariant(Number.isInteger(replicaCount), `replica count must be an integer: ${replicaCount}`);

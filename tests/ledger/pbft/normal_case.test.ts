@@ -163,3 +163,12 @@ Deno.test("§4.2 the pipeline: heights commit in order even when the primary run
   const hashes = cluster.commits[0].map((commit) => commit.blockHash);
   for (let i = 1; i < 4; i++) assertEquals(cluster.commits[i].map((c) => c.blockHash), hashes);
 });
+
+Deno.test("§4.2 a single-validator chain (n = 1, f = 0) commits on its own", () => {
+  const cluster = new Cluster({ replicaCount: 1, config: { batchSizeMax: 1 } });
+  for (let i = 0; i < 5; i++) cluster.request(`c${i}`, 1);
+  cluster.deliverAll();
+  assertEquals(cluster.committedHeights(0), [1, 2, 3, 4, 5]);
+  assertEquals(cluster.commits[0][0].certificate.length, 1);
+  assertEquals(cluster.replicas[0].inspect().stableHeight, 4);
+});

@@ -17,7 +17,13 @@ Deno.test("§4.1 quorum arithmetic: f = floor((n-1)/3), quorum 2f+1, weak quorum
     quorumSize: 5,
     weakQuorumSize: 3,
   });
-  for (let n = 4; n <= 64; n += 3) {
+  assertEquals(quorumOf(1), {
+    replicaCount: 1,
+    faultsTolerated: 0,
+    quorumSize: 1,
+    weakQuorumSize: 1,
+  });
+  for (let n = 1; n <= 100; n += 3) {
     const quorum = quorumOf(n);
     // Any two quorums share a correct replica: 2q - n >= f + 1.
     assert(2 * quorum.quorumSize - n >= quorum.faultsTolerated + 1, `n=${n}`);
@@ -27,6 +33,7 @@ Deno.test("§4.1 quorum arithmetic: f = floor((n-1)/3), quorum 2f+1, weak quorum
 
 Deno.test("§4.1 unsound configurations are refused by assertion", () => {
   assertThrows(() => quorumOf(3), InvariantViolation);
+  assertThrows(() => quorumOf(103), InvariantViolation);
   // 2f+1 = 3 out of 6 could be two disjoint quorums: only n = 3f+1 is accepted.
   assertThrows(() => quorumOf(6), InvariantViolation, "not 3f+1");
   assertThrows(() => quorumOf(4.5), InvariantViolation);
