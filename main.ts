@@ -8,10 +8,15 @@ import { dataCommand } from "./cli/commands/data.ts";
 import { detectCommand } from "./cli/commands/detect.ts";
 import { keysCommand } from "./cli/commands/keys.ts";
 import { ledgerCommand } from "./cli/commands/ledger.ts";
+import { runCommand } from "./cli/commands/run.ts";
+import { deviceCommand, edgeCommand } from "./cli/commands/roles.ts";
 import { validatorCommand } from "./cli/commands/validator.ts";
 
 /** In the order `--help` lists them. */
 const COMMANDS: readonly CommandFactory[] = [
+  runCommand,
+  edgeCommand,
+  deviceCommand,
   dataCommand,
   detectCommand,
   ledgerCommand,

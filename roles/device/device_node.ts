@@ -24,6 +24,7 @@ export interface DeviceNodeOptions {
   data: LabeledMatrix;
   /** Called after local training with the update, before reporting done (the ledger hook). */
   onUpdate?: (update: { round: number; weights: Float32Array; samples: number }) => Promise<void>;
+  onRoundDone?: (round: number, steps: number, seconds: number) => void;
   /** Test hook: every request body this device sends (the raw-rows-never-leave test). */
   onSend?: (path: string, body: Uint8Array) => void;
 }
@@ -124,6 +125,7 @@ export class DeviceNode {
       }&round=${work.round}&samples=${samples}` +
       `&steps=${result.steps}&loss_micro=${lossMicro}`;
     await expectOk(await this.#send("POST", path, encodeMessage(frames), signal), "report done");
+    this.options.onRoundDone?.(work.round, result.steps, (performance.now() - started) / 1000);
     this.#log.info(`round ${work.round} done`, {
       mode: work.mode,
       steps: result.steps,

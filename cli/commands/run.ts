@@ -1,0 +1,201 @@
+// `iomt-sfl run`: a whole local trial on loopback with the paper's table at the end.
+import { Command, Option } from "@commander-js/extra-typings";
+import { existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import {
+  commaList,
+  existingPath,
+  intInRange,
+  listenAddress,
+  numberInRange,
+  oneOf,
+} from "../options.ts";
+import { UsageError } from "../usage_error.ts";
+
+const MODES = ["splitfed", "splitfed-v2", "fedavg"] as const;
+const PARTITIONS = ["iid", "dirichlet", "quantity"] as const;
+
+export function runCommand() {
+  return new Command("run")
+    .description(
+      "run a whole local trial: devices, edge and validators on loopback, training rounds, then the " +
+        "per-round table (accuracy, precision, recall, F1, FPR) and report.json + report.html",
+    )
+    .addOption(
+      new Option("--data <file>", "flow data (CSV/Zeek; default: the embedded synthetic IoMT set)")
+        .argParser(existingPath("any")),
+    )
+    .addOption(new Option("--format <format>", "data format (default: detected from the header)"))
+    .addOption(
+      new Option("--label-mode <mode>", "binary (normal/attack) or multiclass").argParser(
+        oneOf(["binary", "multiclass"] as const),
+      ).default("binary" as const),
+    )
+    .addOption(
+      new Option("--synthetic-rows <n>", "rows of embedded synthetic data").argParser(
+        intInRange(500, 2_000_000),
+      ).default(12_000),
+    )
+    .addOption(new Option("--devices <n>", "devices").argParser(intInRange(1, 200)).default(10))
+    .addOption(
+      new Option("--rounds <n>", "training rounds").argParser(intInRange(1, 1000)).default(5),
+    )
+    .addOption(
+      new Option("--epochs <n>", "local epochs per round").argParser(intInRange(1, 100)).default(1),
+    )
+    .addOption(
+      new Option("--batch-size <n>", "rows per split step").argParser(intInRange(1, 4096)).default(
+        64,
+      ),
+    )
+    .addOption(
+      new Option("--learning-rate <x>", "Adam learning rate").argParser(
+        numberInRange(0, 1, { exclusiveMin: true }),
+      ).default(0.003),
+    )
+    .addOption(
+      new Option("--mode <mode>", `training mode: ${MODES.join(", ")}`).argParser(oneOf(MODES))
+        .default("splitfed" as const),
+    )
+    .addOption(
+      new Option("--compare", "also train the FedAvg baseline and show both side by side").default(
+        false,
+      ),
+    )
+    .addOption(
+      new Option("--in-process", "all roles in this one process (fast; no sockets)").default(false),
+    )
+    .addOption(
+      new Option(
+        "--partition <kind>",
+        `how training rows are spread over devices: ${PARTITIONS.join(", ")}`,
+      ).argParser(oneOf(PARTITIONS)).default("iid" as const),
+    )
+    .addOption(
+      new Option("--alpha <x>", "Dirichlet / quantity skew concentration (smaller = more skewed)")
+        .argParser(numberInRange(0, 1000, { exclusiveMin: true })),
+    )
+    .addOption(
+      new Option(
+        "--min-devices <n>",
+        "a round completes at its timeout with at least this many devices (default: 60% of devices)",
+      ).argParser(intInRange(1, 200)),
+    )
+    .addOption(
+      new Option("--round-timeout <seconds>", "bound on one round").argParser(intInRange(5, 86_400))
+        .default(600),
+    )
+    .addOption(
+      new Option("--seed <n>", "seed of data, partition, initialisation and batch order").argParser(
+        intInRange(0, 2 ** 31 - 1),
+      ).default(0),
+    )
+    .addOption(
+      new Option(
+        "--out <dir>",
+        "where reports, logs and the deployment go (default: ./iomt-runs/<time>)",
+      ),
+    )
+    .addOption(
+      new Option("--listen <host:port>", "web UI address").argParser(listenAddress).default({
+        hostname: "127.0.0.1",
+        port: 0,
+      }),
+    )
+    .addOption(
+      new Option(
+        "--model <key=value,...>",
+        "model shape overrides, e.g. lstmUnits=32,convFilters=16",
+      ).argParser(commaList),
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ iomt-sfl run                                  # embedded synthetic data, 10 devices, 5 rounds
+  $ iomt-sfl run --compare --rounds 10            # SplitFed and FedAvg side by side
+  $ iomt-sfl run --data wustl-ehms-2020.csv --devices 10 --in-process`,
+    )
+    .action(async (options, command) => {
+      const globals = command.optsWithGlobals() as unknown as { logLevel: string };
+      if (options.format && !options.data) throw new UsageError("--format needs --data");
+      const minDevices = options.minDevices ?? Math.max(1, Math.ceil(options.devices * 0.6));
+      if (minDevices > options.devices) {
+        throw new UsageError(
+          `--min-devices ${minDevices} is more than --devices ${options.devices}`,
+        );
+      }
+      if (options.alpha !== undefined && options.partition === "iid") {
+        throw new UsageError("--alpha needs --partition dirichlet or quantity");
+      }
+      const model = parseModelOverrides(options.model ?? []);
+      const outDir = resolve(
+        options.out ??
+          join("iomt-runs", new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)),
+      );
+      if (existsSync(outDir)) {
+        throw new UsageError(`--out ${outDir} already exists; choose a new directory`);
+      }
+      const { executeRun } = await import("../../roles/run/execute.ts");
+      mkdirSync(outDir, { recursive: true });
+      await executeRun({
+        trial: {
+          data: options.data
+            ? { path: resolve(options.data), format: options.format }
+            : { synthetic: { rows: options.syntheticRows, seed: options.seed } },
+          labelMode: options.labelMode,
+          seed: options.seed,
+          devices: options.devices,
+          partition: options.partition,
+          dirichletAlpha: options.alpha,
+          mode: options.mode === "splitfed" ? "splitfed-v1" : options.mode,
+          rounds: options.rounds,
+          localEpochs: options.epochs,
+          batchSize: options.batchSize,
+          learningRate: options.learningRate,
+          model,
+          minDevices,
+          roundTimeoutMs: options.roundTimeout * 1000,
+        },
+        compare: options.compare,
+        inProcess: options.inProcess,
+        outDir,
+        listen: options.listen,
+        logLevel: globals.logLevel,
+      });
+    });
+}
+
+const MODEL_KEYS = [
+  "convFilters",
+  "convKernelSize",
+  "convLayers",
+  "lstmUnits",
+  "denseUnits",
+  "bidirectional",
+] as const;
+
+function parseModelOverrides(items: string[]): Record<string, number | boolean> {
+  const out: Record<string, number | boolean> = {};
+  for (const item of items) {
+    const [key, value] = item.split("=");
+    if (!(MODEL_KEYS as readonly string[]).includes(key) || value === undefined) {
+      throw new UsageError(
+        `--model: expected key=value with key one of ${MODEL_KEYS.join(", ")}; got "${item}"`,
+      );
+    }
+    if (key === "bidirectional") {
+      if (value !== "true" && value !== "false") {
+        throw new UsageError("--model bidirectional=true|false");
+      }
+      out[key] = value === "true";
+    } else {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 1 || n > 4096) {
+        throw new UsageError(`--model ${key}: expected an integer 1..4096`);
+      }
+      out[key] = n;
+    }
+  }
+  return out;
+}

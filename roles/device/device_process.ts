@@ -1,0 +1,59 @@
+// `iomt-sfl device`: one device of a trial. Reads only its own partition of the data, trains the
+// CNN half with the edge, and never sends a raw row anywhere.
+import process from "node:process";
+import { prepareDataset } from "../../ml/data/prepare.ts";
+import { onSignal } from "../../runtime/adapter.ts";
+import { globalFetcher } from "../../net/http_client.ts";
+import { logger } from "../../util/log.ts";
+import { emitEvent } from "../events.ts";
+import { startTensorflow } from "../ml_runtime.ts";
+import { loadNode, modelConfigFor, NodeConfigError } from "../node_config.ts";
+import { exitWhenParentDies } from "../supervisor.ts";
+import { prepareOptionsOf } from "../trial_spec.ts";
+import { DeviceNode } from "./device_node.ts";
+
+export async function runDevice(nodePath: string): Promise<void> {
+  exitWhenParentDies();
+  const node = await loadNode(nodePath, "device");
+  const { config, chain, key } = node;
+  if (!config.edge_url) throw new NodeConfigError(`${config.id}: no edge_url in ${nodePath}`);
+  if (config.device_index === undefined) {
+    throw new NodeConfigError(`${config.id}: no device_index in ${nodePath}`);
+  }
+  const log = logger(`device/${config.id}`);
+  await startTensorflow();
+  const data = await prepareDataset(prepareOptionsOf(config.trial));
+  const mine = data.devices[config.device_index];
+  if (!mine) {
+    throw new NodeConfigError(
+      `${config.id}: device_index ${config.device_index} but the trial has ${data.devices.length} devices`,
+    );
+  }
+  const trial = config.trial;
+  const model = modelConfigFor(
+    trial,
+    mine.featureNames.length,
+    trial.labelMode === "binary" ? 2 : mine.classNames.length,
+  );
+  log.info(`holding ${mine.rows} flow records locally; edge ${config.edge_url}`);
+
+  const device = new DeviceNode({
+    id: config.id,
+    chainId: chain.chainId,
+    signer: { address: key.address, privateKey: key.privateKey },
+    edgeUrl: config.edge_url,
+    fetcher: globalFetcher,
+    config: model,
+    data: mine,
+    onRoundDone: (round, steps, seconds) =>
+      emitEvent({ event: "device-round", id: config.id, round, steps, seconds }),
+  });
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  onSignal("SIGINT", stop);
+  onSignal("SIGTERM", stop);
+  emitEvent({ event: "ready", role: "device", id: config.id });
+  await device.loop(controller.signal);
+  log.info("stopped");
+  process.exit(0);
+}

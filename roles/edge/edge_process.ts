@@ -1,0 +1,128 @@
+// `iomt-sfl edge`: serves devices' split steps and coordinates the rounds of a trial.
+import process from "node:process";
+import { prepareDataset } from "../../ml/data/prepare.ts";
+import { describeModel, deviceLayout, edgeLayout } from "../../ml/model/split_model.ts";
+import { type TrainingOptions, trainRounds } from "../../ml/train/loop.ts";
+import { RequestVerifier } from "../../net/signed_request.ts";
+import { onSignal, serve } from "../../runtime/adapter.ts";
+import { logger } from "../../util/log.ts";
+import { emitEvent } from "../events.ts";
+import { startTensorflow } from "../ml_runtime.ts";
+import { loadNode, modelConfigFor } from "../node_config.ts";
+import { exitWhenParentDies } from "../supervisor.ts";
+import { prepareOptionsOf } from "../trial_spec.ts";
+import { createEdgeApp } from "./edge_app.ts";
+import { EdgeNode } from "./edge_node.ts";
+
+const log = logger("edge");
+const REQUEST_BODY_BYTES_MAX = 80 * 1024 * 1024;
+
+export async function runEdge(
+  nodePath: string,
+  listenOverride?: { hostname: string; port: number },
+): Promise<void> {
+  exitWhenParentDies();
+  const node = await loadNode(nodePath, "edge");
+  const { config, chain } = node;
+  const trial = config.trial;
+  const tfInfo = await startTensorflow();
+  log.info("tfjs ready", { backend: tfInfo.backend, simd: tfInfo.simd });
+
+  // The edge needs only the validation and test splits (to pick the threshold and report);
+  // in a trial it derives them from the shared data description like every device does.
+  const data = await prepareDataset(prepareOptionsOf(trial));
+  const model = modelConfigFor(
+    trial,
+    data.train.featureNames.length,
+    trial.labelMode === "binary" ? 2 : data.train.classNames.length,
+  );
+  log.info(`model: ${describeModel(model)}`);
+
+  const edgeIndex = Number(/(\d+)$/.exec(config.id)?.[1] ?? 0);
+  const edgeCount =
+    Object.keys((chain.genesis.params.ext?.edge_endpoints ?? {}) as Record<string, string>)
+      .length || 1;
+  const devices = chain.genesis.participants.filter((p) => p.role === "device");
+  const mine = devices.filter((_, d) => d % edgeCount === edgeIndex);
+  const deviceIdByAddress = new Map(mine.map((d) => [d.address, d.id]));
+  const local = {
+    epochs: trial.localEpochs,
+    batchSize: trial.batchSize,
+    learningRate: trial.learningRate,
+    seed: trial.seed,
+  };
+  const edge = new EdgeNode(model, mine.map((d) => d.id), local, {
+    roundTimeoutMs: trial.roundTimeoutMs,
+    minDevices: Math.min(trial.minDevices, mine.length),
+  });
+  const verifier = new RequestVerifier(chain.chainId, (address) => {
+    const key = chain.keys.get(address);
+    return key ? { publicKey: key.publicKey, role: key.role } : undefined;
+  });
+  const app = createEdgeApp({
+    node: edge,
+    verifier,
+    deviceIdOf: (address) => deviceIdByAddress.get(address),
+  });
+  const listen = listenOverride ?? parseListen(config.listen ?? "127.0.0.1:0");
+  const server = await serve({
+    fetch: app.fetch,
+    hostname: listen.hostname,
+    port: listen.port,
+    maxRequestBodyBytes: REQUEST_BODY_BYTES_MAX,
+  });
+  const url = `http://${listen.hostname}:${server.port}`;
+  log.info(`serving ${mine.length} device(s) at ${url}`);
+  emitEvent({ event: "ready", role: "edge", id: config.id, url });
+
+  const controller = new AbortController();
+  const stop = () => controller.abort(new Error("edge stopped by signal"));
+  const removeInt = onSignal("SIGINT", stop), removeTerm = onSignal("SIGTERM", stop);
+  const options: TrainingOptions = {
+    mode: trial.mode,
+    rounds: trial.rounds,
+    localEpochs: trial.localEpochs,
+    batchSize: trial.batchSize,
+    learningRate: trial.learningRate,
+    seed: trial.seed,
+    model,
+  };
+  try {
+    const result = await trainRounds({
+      options,
+      // Used for shapes only: local training runs on the devices (executor = this edge).
+      partitions: data.devices.filter((_, d) => d % edgeCount === edgeIndex),
+      validation: data.validation,
+      test: data.test,
+      executor: edge,
+      signal: controller.signal,
+      onRound: (report) => {
+        log.info(
+          `round ${report.round}: F1 ${report.test.binary.f1.toFixed(4)}, accuracy ${
+            report.test.binary.accuracy.toFixed(4)
+          }`,
+        );
+        emitEvent({
+          event: "round",
+          report,
+          parameters: {
+            device: deviceLayout(model).totalLength,
+            edge: edgeLayout(model).totalLength,
+          },
+        });
+      },
+    });
+    emitEvent({ event: "done", rounds: result.rounds.length });
+  } finally {
+    removeInt();
+    removeTerm();
+    await edge.close();
+    await server.close();
+  }
+  process.exit(0);
+}
+
+function parseListen(text: string): { hostname: string; port: number } {
+  const index = text.lastIndexOf(":");
+  return { hostname: text.slice(0, index) || "127.0.0.1", port: Number(text.slice(index + 1)) };
+}

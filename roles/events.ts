@@ -1,0 +1,26 @@
+// Progress events a child process of `run` prints on stdout, one JSON object per line. The
+// parent (roles/run) reads them to draw progress and build the report; logs go to stderr.
+import process from "node:process";
+import type { RoundReport } from "../ml/train/loop.ts";
+
+export type ChildEvent =
+  | { event: "ready"; role: string; id: string; url?: string }
+  | { event: "round-start"; round: number; devices: number }
+  | { event: "device-round"; id: string; round: number; steps: number; seconds: number }
+  | { event: "round"; report: RoundReport; parameters: { device: number; edge: number } }
+  | { event: "done"; rounds: number };
+
+export function emitEvent(event: ChildEvent): void {
+  process.stdout.write(JSON.stringify(event) + "\n");
+}
+
+/** Parses one stdout line; null for anything that is not an event. */
+export function parseEvent(line: string): ChildEvent | null {
+  if (!line.startsWith("{")) return null;
+  try {
+    const value = JSON.parse(line);
+    return typeof value?.event === "string" ? value as ChildEvent : null;
+  } catch {
+    return null;
+  }
+}

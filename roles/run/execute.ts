@@ -1,0 +1,108 @@
+// Glue of `iomt-sfl run`: the web UI, one or two trials (--compare), the table and the reports.
+import process from "node:process";
+import { VERSION } from "../../cli/program.ts";
+import { serve } from "../../runtime/adapter.ts";
+import { logger } from "../../util/log.ts";
+import { createApp } from "../../web/app.ts";
+import { MemoryView } from "../../web/memory_view.ts";
+import { createNodeMetrics } from "../../web/metrics.ts";
+import { describeData, type TrialSpec } from "../trial_spec.ts";
+import { writeReports } from "./report.ts";
+import { formatTable, type TrialResult } from "./results.ts";
+import { runInProcess, runMultiProcess, trialModeOf } from "./run_trial.ts";
+
+const log = logger("run");
+const UI_BODY_BYTES_MAX = 1024 * 1024;
+
+export interface ExecuteRunOptions {
+  trial: TrialSpec;
+  compare: boolean;
+  inProcess: boolean;
+  outDir: string;
+  listen: { hostname: string; port: number };
+  logLevel: string;
+}
+
+export async function executeRun(options: ExecuteRunOptions): Promise<TrialResult[]> {
+  const { trial } = options;
+  const metrics = createNodeMetrics();
+  const view = new MemoryView({
+    status: {
+      nodeId: "run",
+      role: "run",
+      startedAt: new Date().toISOString(),
+      peers: [],
+      roundState: "running",
+      mode: trialModeOf(trial),
+      compare: options.compare,
+    },
+    metrics,
+  });
+  const adminToken = crypto.randomUUID().replace(/-/g, "");
+  const app = createApp(view, { version: VERSION, adminToken, metrics });
+  const server = await serve({
+    fetch: app.fetch,
+    hostname: options.listen.hostname,
+    port: options.listen.port,
+    maxRequestBodyBytes: UI_BODY_BYTES_MAX,
+  });
+  const uiUrl = `http://${options.listen.hostname}:${server.port}/`;
+  process.stderr.write(`iomt-sfl run: web UI at ${uiUrl}\n`);
+  log.info(
+    `data: ${
+      describeData(trial)
+    }; ${trial.devices} devices, ${trial.rounds} rounds, mode ${trial.mode}` +
+      `${options.compare ? " + FedAvg baseline" : ""}; output in ${options.outDir}`,
+  );
+
+  const trials: TrialSpec[] = [trial];
+  if (options.compare) {
+    trials.push({ ...trial, mode: trial.mode === "fedavg" ? "splitfed-v1" : "fedavg" });
+  }
+  const results: TrialResult[] = [];
+  const context = {
+    outDir: options.outDir,
+    view,
+    logLevel: options.logLevel,
+    adminToken,
+    deadlineMs: trial.roundTimeoutMs * trial.rounds + 10 * 60_000,
+  };
+  try {
+    for (const spec of trials) {
+      view.setStatus({ mode: trialModeOf(spec), roundState: "running" });
+      results.push(
+        options.inProcess
+          ? await runInProcess(spec, context)
+          : await runMultiProcess(spec, context),
+      );
+    }
+    view.setStatus({ roundState: "idle" });
+    const table = formatTable(results);
+    process.stdout.write(`\n${table}\n\n`);
+    const files = writeReports(options.outDir, {
+      title: "iomt-sfl trial",
+      createdAt: new Date().toISOString(),
+      version: VERSION,
+      data: describeData(trial),
+      settings: {
+        devices: trial.devices,
+        rounds: trial.rounds,
+        mode: trial.mode,
+        compare: options.compare,
+        "in-process": options.inProcess,
+        partition: trial.partition,
+        "local epochs": trial.localEpochs,
+        "batch size": trial.batchSize,
+        "learning rate": trial.learningRate,
+        seed: trial.seed,
+        "label mode": trial.labelMode,
+        "wall time (s)": results.reduce((s, r) => s + r.wallSeconds, 0).toFixed(1),
+      },
+      results,
+    });
+    process.stdout.write(`reports: ${files.json}\n         ${files.html}\n`);
+    return results;
+  } finally {
+    await server.close();
+  }
+}

@@ -1,0 +1,146 @@
+// What a trial produces, in the shapes the table, report.json, report.html and the UI use.
+import type { RoundReport } from "../../ml/train/loop.ts";
+import type { RoundDetail } from "../../web/api_schemas.ts";
+
+export type TrialMode = "splitfed" | "fedavg";
+
+export interface RoundRow {
+  mode: TrialMode;
+  round: number;
+  accuracy: number;
+  precision: number;
+  recall: number;
+  f1: number;
+  fpr: number;
+  rocAuc: number;
+  trainLoss: number;
+  validationLoss: number;
+  threshold: number;
+  participants: number;
+  seconds: number;
+  confusion: [[number, number], [number, number]];
+  peakRssMB: number;
+  /** Ledger figures when validators certified the round. */
+  blockHeight?: number;
+  commitLatencyMs?: number;
+  rejectedUpdates?: number;
+}
+
+export interface LedgerSummary {
+  height: number;
+  blocks: number;
+  seconds: number;
+  blocksPerSecond: number;
+  commitLatencyMsP50: number;
+  commitLatencyMsP99: number;
+}
+
+export interface TrialResult {
+  mode: TrialMode;
+  rows: RoundRow[];
+  ledger?: LedgerSummary;
+  wallSeconds: number;
+}
+
+export function rowOf(mode: TrialMode, report: RoundReport, participants: number): RoundRow {
+  const b = report.test.binary;
+  return {
+    mode,
+    round: report.round,
+    accuracy: b.accuracy,
+    precision: b.precision,
+    recall: b.recall,
+    f1: b.f1,
+    fpr: b.fpr,
+    rocAuc: b.rocAuc,
+    trainLoss: report.trainLoss,
+    validationLoss: report.validationLoss,
+    threshold: report.threshold,
+    participants,
+    seconds: report.seconds,
+    confusion: b.confusion,
+    peakRssMB: report.peakRssMB,
+  };
+}
+
+export function roundDetailOf(row: RoundRow, startedAt: Date): RoundDetail {
+  const finishedAt = new Date(startedAt.getTime() + row.seconds * 1000);
+  const finite = (x: number) => (Number.isFinite(x) ? Math.max(0, x) : 0);
+  return {
+    round: row.round,
+    mode: row.mode,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    metrics: {
+      accuracy: row.accuracy,
+      f1: row.f1,
+      precision: row.precision,
+      recall: row.recall,
+      fpr: row.fpr,
+      loss: finite(row.validationLoss),
+    },
+    participants: row.participants,
+    rejectedUpdates: row.rejectedUpdates ?? 0,
+    ...(row.commitLatencyMs === undefined ? {} : { commitLatencyMs: row.commitLatencyMs }),
+    ...(row.blockHeight === undefined ? {} : { blockHeight: row.blockHeight }),
+    confusion: { labels: ["normal", "attack"], matrix: row.confusion },
+  };
+}
+
+/** The paper-style table: one line per round and mode. */
+export function formatTable(results: readonly TrialResult[]): string {
+  const header = [
+    "mode",
+    "round",
+    "accuracy",
+    "precision",
+    "recall",
+    "F1",
+    "FPR",
+    "ROC-AUC",
+    "loss",
+    "devices",
+    "s",
+  ];
+  const lines = [header];
+  for (const result of results) {
+    for (const r of result.rows) {
+      lines.push([
+        r.mode,
+        String(r.round + 1),
+        r.accuracy.toFixed(4),
+        r.precision.toFixed(4),
+        r.recall.toFixed(4),
+        r.f1.toFixed(4),
+        r.fpr.toFixed(4),
+        r.rocAuc.toFixed(4),
+        r.validationLoss.toFixed(4),
+        String(r.participants),
+        r.seconds.toFixed(1),
+      ]);
+    }
+  }
+  const widths = header.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
+  const render = (l: string[]) =>
+    l.map((cell, c) => (c < 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ");
+  const out = [
+    render(lines[0]),
+    widths.map((w) => "-".repeat(w)).join("  "),
+    ...lines.slice(1).map(render),
+  ];
+  for (const result of results) {
+    if (result.ledger) {
+      const l = result.ledger;
+      out.push(
+        `${result.mode} ledger: height ${l.height}, ${l.blocks} blocks in ${
+          l.seconds.toFixed(1)
+        } s ` +
+          `(${l.blocksPerSecond.toFixed(2)} blocks/s), commit latency p50 ${
+            l.commitLatencyMsP50.toFixed(0)
+          } ms, ` +
+          `p99 ${l.commitLatencyMsP99.toFixed(0)} ms`,
+      );
+    }
+  }
+  return out.join("\n");
+}

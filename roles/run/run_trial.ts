@@ -1,0 +1,205 @@
+// `iomt-sfl run`: a whole local trial. By default every role is its own process on loopback
+// (devices, edge, validators), supervised so that none outlives the run; `--in-process` runs the
+// same engine in one process for speed. Results: a table, report.json and report.html.
+import { createWriteStream, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { prepareDataset } from "../../ml/data/prepare.ts";
+import { describeModel } from "../../ml/model/split_model.ts";
+import { trainRounds } from "../../ml/train/loop.ts";
+import { logger } from "../../util/log.ts";
+import type { MemoryView } from "../../web/memory_view.ts";
+import { writeDeployment } from "../deployment.ts";
+import { parseEvent } from "../events.ts";
+import { startTensorflow } from "../ml_runtime.ts";
+import { modelConfigFor } from "../node_config.ts";
+import { Supervisor } from "../supervisor.ts";
+import { describeData, type TrialSpec } from "../trial_spec.ts";
+import { freePorts } from "./free_port.ts";
+import { Progress } from "./progress.ts";
+import {
+  roundDetailOf,
+  type RoundRow,
+  rowOf,
+  type TrialMode,
+  type TrialResult,
+} from "./results.ts";
+
+const log = logger("run");
+
+export interface RunContext {
+  outDir: string;
+  view: MemoryView;
+  logLevel: string;
+  adminToken: string;
+  /** Bound on the whole trial; a stuck trial fails with this message instead of hanging. */
+  deadlineMs: number;
+}
+
+export function trialModeOf(spec: TrialSpec): TrialMode {
+  return spec.mode === "fedavg" ? "fedavg" : "splitfed";
+}
+
+/** All roles in this process: the engine's in-process executor, no sockets. */
+export async function runInProcess(spec: TrialSpec, context: RunContext): Promise<TrialResult> {
+  const started = performance.now();
+  await startTensorflow();
+  const data = await prepareDataset({
+    source: "synthetic" in spec.data ? { synthetic: spec.data.synthetic } : {
+      path: spec.data.path,
+      format: spec.data.format as never,
+      labelColumn: spec.data.labelColumn,
+    },
+    labelMode: spec.labelMode,
+    seed: spec.seed,
+    devices: { count: spec.devices, partition: spec.partition, alpha: spec.dirichletAlpha },
+  });
+  const model = modelConfigFor(
+    spec,
+    data.train.featureNames.length,
+    spec.labelMode === "binary" ? 2 : data.train.classNames.length,
+  );
+  const mode = trialModeOf(spec);
+  log.info(`${mode}, in one process: ${describeModel(model)}`);
+  const progress = new Progress(mode, spec.rounds, spec.devices);
+  const rows: RoundRow[] = [];
+  let roundStarted = new Date();
+  progress.roundStarted(0);
+  await trainRounds({
+    options: {
+      mode: spec.mode,
+      rounds: spec.rounds,
+      localEpochs: spec.localEpochs,
+      batchSize: spec.batchSize,
+      learningRate: spec.learningRate,
+      seed: spec.seed,
+      model,
+    },
+    partitions: data.devices,
+    validation: data.validation,
+    test: data.test,
+    onRound: (report) => {
+      const row = rowOf(mode, report, spec.devices);
+      rows.push(row);
+      context.view.publishRound(roundDetailOf(row, roundStarted));
+      progress.roundDone(report.round, summary(row));
+      roundStarted = new Date();
+      if (report.round + 1 < spec.rounds) progress.roundStarted(report.round + 1);
+    },
+  });
+  progress.finish();
+  return { mode, rows, wallSeconds: (performance.now() - started) / 1000 };
+}
+
+/** Every role a separate process of this program, talking HTTP on loopback. */
+export async function runMultiProcess(spec: TrialSpec, context: RunContext): Promise<TrialResult> {
+  const started = performance.now();
+  const mode = trialModeOf(spec);
+  const dir = join(context.outDir, mode);
+  const [edgePort] = await freePorts(1);
+  const deployment = await writeDeployment({
+    outDir: join(dir, "deployment"),
+    chainId: `iomt-sfl-trial-${mode}`,
+    devices: spec.devices,
+    edges: 1,
+    validators: 1,
+    hosts: ["127.0.0.1"],
+    validatorBasePort: 0,
+    edgeBasePort: 0,
+    validatorPorts: [0],
+    edgePorts: [edgePort],
+    trial: spec,
+    adminToken: context.adminToken,
+  });
+  const logsDir = join(dir, "logs");
+  mkdirSync(logsDir, { recursive: true });
+  const supervisor = new Supervisor();
+  const progress = new Progress(mode, spec.rounds, spec.devices);
+  const rows: RoundRow[] = [];
+  let roundStarted = new Date();
+  const nodePath = (id: string) => join(deployment.dir, "nodes", `${id}.json`);
+  const common = ["--log-level", context.logLevel];
+
+  const spawnRole = (role: "edge" | "device", id: string, onEvent: (line: string) => void) => {
+    const logFile = createWriteStream(join(logsDir, `${id}.log`));
+    return supervisor.spawnSelf(id, [...common, role, "--node", nodePath(id)], {
+      onStdoutLine: onEvent,
+      onStderrLine: (line) => {
+        logFile.write(line + "\n");
+        if (/\b(WARN|ERROR)\b/.test(line)) process.stderr.write(`[${id}] ${line}\n`);
+      },
+    });
+  };
+
+  let finished!: (outcome: { ok: true } | { ok: false; error: string }) => void;
+  const done = new Promise<{ ok: true } | { ok: false; error: string }>((
+    resolve,
+  ) => (finished = resolve));
+  const edgeReady = Promise.withResolvers<string>();
+  const edge = spawnRole("edge", "edge-0", (line) => {
+    const event = parseEvent(line);
+    if (!event) return;
+    if (event.event === "ready") edgeReady.resolve(event.url ?? "");
+    if (event.event === "round") {
+      const row = rowOf(mode, event.report, spec.devices);
+      rows.push(row);
+      context.view.publishRound(roundDetailOf(row, roundStarted));
+      progress.roundDone(event.report.round, summary(row));
+      roundStarted = new Date();
+      if (event.report.round + 1 < spec.rounds) progress.roundStarted(event.report.round + 1);
+    }
+    if (event.event === "done") finished({ ok: true });
+  });
+  void edge.exited.then((code) =>
+    finished(
+      code === 0
+        ? { ok: true }
+        : { ok: false, error: `edge exited with code ${code}; see ${join(logsDir, "edge-0.log")}` },
+    )
+  );
+
+  const deadline = setTimeout(
+    () => finished({ ok: false, error: `trial did not finish within ${context.deadlineMs} ms` }),
+    context.deadlineMs,
+  );
+  try {
+    log.info(
+      `waiting for the edge to load the data and listen (log: ${join(logsDir, "edge-0.log")})`,
+    );
+    const url = await Promise.race([
+      edgeReady.promise,
+      done.then((o) => {
+        throw new Error(o.ok ? "edge ended early" : o.error);
+      }),
+    ]);
+    log.info(`edge ready at ${url}; starting ${spec.devices} device processes`);
+    progress.roundStarted(0);
+    for (let d = 0; d < spec.devices; d++) {
+      const id = `device-${d}`;
+      spawnRole("device", id, (line) => {
+        const event = parseEvent(line);
+        if (event?.event === "device-round") {
+          progress.deviceDone(event.id, event.round, event.steps, event.seconds);
+        }
+      });
+    }
+    const outcome = await done;
+    if (!outcome.ok) throw new Error(outcome.error);
+  } finally {
+    clearTimeout(deadline);
+    progress.finish();
+    await supervisor.stopAll();
+  }
+  if (rows.length !== spec.rounds) {
+    throw new Error(`trial ended after ${rows.length} of ${spec.rounds} rounds`);
+  }
+  return { mode, rows, wallSeconds: (performance.now() - started) / 1000 };
+}
+
+function summary(row: RoundRow): string {
+  return `F1 ${row.f1.toFixed(4)}  accuracy ${row.accuracy.toFixed(4)}  FPR ${
+    row.fpr.toFixed(4)
+  }  (${row.seconds.toFixed(1)} s)`;
+}
+
+export { describeData };
