@@ -215,11 +215,13 @@ export class ChainApp {
         reason: `prev_hash ${h.prev_hash} is not the parent ${effect.parentBlockHash}`,
       };
     }
-    if (effect.purpose === "proposal" && h.view !== effect.view) {
-      return { ok: false, reason: `header view ${h.view}, proposed in view ${effect.view}` };
-    }
-    if (effect.purpose === "transfer" && h.view > effect.view) {
-      return { ok: false, reason: `header view ${h.view} after the commit view ${effect.view}` };
+    // After a view change the new primary re-proposes blocks built in an earlier view unchanged
+    // (their hash is fixed by the new-view), so a header's view may be below the slot's view.
+    if (h.view > effect.view) {
+      return {
+        ok: false,
+        reason: `header view ${h.view} is after the view ${effect.view} of the ${effect.purpose}`,
+      };
     }
     if (effect.purpose === "proposal" && h.time_ms > this.#now() + BLOCK_TIME_AHEAD_MS_MAX) {
       return {
@@ -239,8 +241,31 @@ export class ChainApp {
         };
       }
     }
+    if (effect.height <= this.#committed.height) {
+      // A transfer overtaken by agreement: the block is already in the ledger (or conflicts).
+      const same = effect.height === this.#committed.height &&
+        effect.blockHash === this.#committed.hash;
+      return same
+        ? { ok: true }
+        : { ok: false, reason: `height ${effect.height} is already committed here` };
+    }
+    if (effect.height <= this.#committed.height) {
+      // A transfer overtaken by agreement: the block is already in the ledger (or conflicts).
+      const same = effect.height === this.#committed.height &&
+        effect.blockHash === this.#committed.hash;
+      return same
+        ? { ok: true }
+        : { ok: false, reason: `height ${effect.height} is already committed here` };
+    }
     const parent = await this.stateAfter(effect.parentBlockHash);
-    if (!parent) return { ok: false, reason: `parent ${effect.parentBlockHash} is unknown here` };
+    if (!parent) {
+      return {
+        ok: false,
+        reason:
+          `parent ${effect.parentBlockHash} is unknown here (committed ${this.#committed.height}, ` +
+          `${this.#speculative.size} validated and ${this.#seen.size} seen blocks above it)`,
+      };
+    }
     const verdict = await this.#check(block, parent);
     return verdict.ok ? { ok: true } : verdict;
   }

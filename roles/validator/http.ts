@@ -30,7 +30,9 @@ class BodyTooLarge extends Error {}
 /** Reads at most `bytesMax` bytes of a request body; throws BodyTooLarge past it. */
 export async function readBody(request: Request, bytesMax: number): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > bytesMax) throw new BodyTooLarge(`body of ${declared} bytes, limit ${bytesMax}`);
+  if (Number.isFinite(declared) && declared > bytesMax) {
+    throw new BodyTooLarge(`body of ${declared} bytes, limit ${bytesMax}`);
+  }
   if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -58,7 +60,11 @@ export async function readBody(request: Request, bytesMax: number): Promise<Uint
 const error = (status: number, code: string, message: string) =>
   Response.json({ error: { code, message: message.slice(0, 1000) } }, { status });
 
-export function createValidatorApp(node: ValidatorNode, store: LedgerStore, options: ValidatorHttpOptions): Hono {
+export function createValidatorApp(
+  node: ValidatorNode,
+  store: LedgerStore,
+  options: ValidatorHttpOptions,
+): Hono {
   const ctx = node.ctx;
   const startedAtMs = options.startedAtMs ?? Date.now();
   const peerBodyBytesMax = node.requestBodyBytesMax;
@@ -102,12 +108,16 @@ export function createValidatorApp(node: ValidatorNode, store: LedgerStore, opti
     try {
       value = JSON.parse(new TextDecoder().decode(body));
     } catch {
-      return error(400, "malformed", "body is not JSON: send one signed tx or {\"txs\": [...]}");
+      return error(400, "malformed", 'body is not JSON: send one signed tx or {"txs": [...]}');
     }
     const batch = value !== null && typeof value === "object" && "txs" in value;
     const txs = batch ? (value as { txs: unknown }).txs : [value];
     if (!Array.isArray(txs) || txs.length === 0 || txs.length > TXS_PER_REQUEST_MAX) {
-      return error(400, "malformed", `txs must be a list of 1 to ${TXS_PER_REQUEST_MAX} signed transactions`);
+      return error(
+        400,
+        "malformed",
+        `txs must be a list of 1 to ${TXS_PER_REQUEST_MAX} signed transactions`,
+      );
     }
     const forwarded = batch && (value as { forwarded?: unknown }).forwarded === true;
     // In order: a sender's nonces in one request keep their order.
@@ -115,11 +125,18 @@ export function createValidatorApp(node: ValidatorNode, store: LedgerStore, opti
     for (const tx of txs) results.push(await node.submitTx(tx, { forwarded }));
     if (!batch) {
       const r = results[0];
-      return r.ok ? c.json({ id: r.id, duplicate: r.duplicate }, 202) : error(r.status, r.code, r.message);
+      return r.ok
+        ? c.json({ id: r.id, duplicate: r.duplicate }, 202)
+        : error(r.status, r.code, r.message);
     }
     const accepted = results.filter((r) => r.ok).length;
     return c.json({
-      results: results.map((r) => (r.ok ? { ok: true, id: r.id, duplicate: r.duplicate } : { ok: false, code: r.code, message: r.message })),
+      results: results.map((
+        r,
+      ) => (r.ok
+        ? { ok: true, id: r.id, duplicate: r.duplicate }
+        : { ok: false, code: r.code, message: r.message })
+      ),
     }, accepted > 0 ? 202 : 400);
   });
 
@@ -132,15 +149,27 @@ export function createValidatorApp(node: ValidatorNode, store: LedgerStore, opti
 
   app.put("/v1/blobs/:sha256", async (c) => {
     const sha256 = c.req.param("sha256");
-    if (!isHex(sha256, 32)) return error(400, "malformed", "blob id must be 64 lowercase hex digits (SHA-256)");
+    if (!isHex(sha256, 32)) {
+      return error(400, "malformed", "blob id must be 64 lowercase hex digits (SHA-256)");
+    }
     const body = await readBody(c.req.raw, blobBytesMax);
     const url = new URL(c.req.url);
-    const auth = await verifier.verify(c.req.raw.headers, "PUT", url.pathname + url.search, body, BLOB_UPLOAD_ROLES);
-    if (!auth.ok) return error(auth.reason === "role_not_allowed" ? 403 : 401, auth.reason, auth.message);
+    const auth = await verifier.verify(
+      c.req.raw.headers,
+      "PUT",
+      url.pathname + url.search,
+      body,
+      BLOB_UPLOAD_ROLES,
+    );
+    if (!auth.ok) {
+      return error(auth.reason === "role_not_allowed" ? 403 : 401, auth.reason, auth.message);
+    }
     try {
       await store.putBlob(body, sha256);
     } catch (err) {
-      if (err instanceof LedgerError && err.code === "blob_mismatch") return error(400, "blob_mismatch", err.message);
+      if (err instanceof LedgerError && err.code === "blob_mismatch") {
+        return error(400, "blob_mismatch", err.message);
+      }
       throw err;
     }
     return c.json({ sha256, size_bytes: body.length }, 201);
@@ -148,28 +177,53 @@ export function createValidatorApp(node: ValidatorNode, store: LedgerStore, opti
 
   app.get("/v1/blobs/:sha256", async (c) => {
     const sha256 = c.req.param("sha256");
-    if (!isHex(sha256, 32)) return error(400, "malformed", "blob id must be 64 lowercase hex digits (SHA-256)");
+    if (!isHex(sha256, 32)) {
+      return error(400, "malformed", "blob id must be 64 lowercase hex digits (SHA-256)");
+    }
     const bytes = await store.getBlob(sha256);
     if (!bytes) return error(404, "not_found", `no blob ${sha256} here`);
     return new Response(bytes as Uint8Array<ArrayBuffer>, {
-      headers: { "content-type": "application/octet-stream", "x-content-sha256": sha256, "cache-control": "public, max-age=31536000, immutable" },
+      headers: {
+        "content-type": "application/octet-stream",
+        "x-content-sha256": sha256,
+        "cache-control": "public, max-age=31536000, immutable",
+      },
     });
   });
 
   app.get("/v1/status", (c) => c.json(node.status()));
 
+  app.get("/v1/accounts/:address", (c) => {
+    const address = c.req.param("address");
+    if (!isHex(address, 20)) {
+      return error(400, "malformed", "address must be 40 lowercase hex digits");
+    }
+    const key = ctx.keys.get(address);
+    if (!key) return error(404, "not_found", `${address} is not in genesis`);
+    return c.json({ address, id: key.id, role: key.role, nonce: node.app.committedNonce(address) });
+  });
+
   app.get("/v1/blocks/:height", async (c) => {
     const height = Number(c.req.param("height"));
-    if (!Number.isSafeInteger(height) || height < 1) return error(400, "malformed", "height must be an integer ≥ 1");
+    if (!Number.isSafeInteger(height) || height < 1) {
+      return error(400, "malformed", "height must be an integer ≥ 1");
+    }
     for await (const committed of store.readCommitted(height, height)) {
-      return c.json({ height, hash: committed.hash, block: committed.block, certificate: committed.certificate });
+      return c.json({
+        height,
+        hash: committed.hash,
+        block: committed.block,
+        certificate: committed.certificate,
+      });
     }
     return error(404, "not_found", `no block ${height} here (height ${node.app.committed.height})`);
   });
 
   app.get("/v1/model/global", async (c) => {
     const found = await globalModel(node, store);
-    if (!found) return error(404, "not_found", "no global model is committed yet and genesis names none");
+    if (!found) {
+      return error(404, "not_found", "no global model is committed yet and genesis names none");
+    }
     return c.json(found);
   });
 
@@ -191,7 +245,10 @@ export interface GlobalModelReference {
 }
 
 /** The newest committed global model reference with the block and certificate that prove it. */
-export async function globalModel(node: ValidatorNode, store: LedgerStore): Promise<GlobalModelReference | null> {
+export async function globalModel(
+  node: ValidatorNode,
+  store: LedgerStore,
+): Promise<GlobalModelReference | null> {
   type Rows = { rows: ArrayLike<ArrayLike<unknown>> };
   const rows = await store.execute(
     `SELECT height, idx, type, tx_json FROM transactions
@@ -204,7 +261,11 @@ export async function globalModel(node: ValidatorNode, store: LedgerStore): Prom
     for await (const committed of store.readCommitted(height, height)) {
       const index = Number(row[1]);
       const tx = committed.block.txs[index];
-      const body = tx.body as { round: number; aggregate_sha256?: string; global_model_sha256?: string };
+      const body = tx.body as {
+        round: number;
+        aggregate_sha256?: string;
+        global_model_sha256?: string;
+      };
       const sha256 = tx.type === "round_close" ? body.aggregate_sha256! : body.global_model_sha256!;
       return {
         round: body.round,
@@ -219,5 +280,13 @@ export async function globalModel(node: ValidatorNode, store: LedgerStore): Prom
   }
   const initial = node.ctx.genesis.params.initial_model_sha256;
   if (!initial) return null;
-  return { round: 0, sha256: initial, source: "genesis", height: 0, tx_index: null, block: null, certificate: null };
+  return {
+    round: 0,
+    sha256: initial,
+    source: "genesis",
+    height: 0,
+    tx_index: null,
+    block: null,
+    certificate: null,
+  };
 }

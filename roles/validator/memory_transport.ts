@@ -33,24 +33,27 @@ export class MemoryNetwork {
   }
 
   outbound(self: number): Outbound {
-    const network = this;
+    const peers = this.#peers;
+    const down = this.#down;
+    const chainId = this.chainId;
+    const onDelivered = () => this.delivered++;
     const dropped: Record<string, number> = {};
     let closed = false;
     const deliver = (peer: number, work: (target: MemoryPeer) => Promise<unknown>) => {
-      if (closed || network.#down.has(self) || network.#down.has(peer)) {
+      if (closed || down.has(self) || down.has(peer)) {
         dropped.unreachable = (dropped.unreachable ?? 0) + 1;
         return;
       }
-      const target = network.#peers.get(peer);
+      const target = peers.get(peer);
       if (!target) return;
       setTimeout(() => {
-        network.delivered++;
+        onDelivered();
         void work(target).catch(() => {});
       }, 0);
     };
     return {
       sendMessage(peer: number, message: ProtocolMessage) {
-        const text = encodeEnvelope(network.chainId, [message]);
+        const text = encodeEnvelope(chainId, [message]);
         deliver(peer, (target) => target.receivePeer(text));
       },
       forwardTxs(peer: number, txs: readonly Tx[]) {

@@ -17,6 +17,7 @@ import type { Block, Genesis, Tx } from "../../ledger/chain/types.ts";
 import { fromHex } from "../../ledger/crypto/bytes.ts";
 import type { LoadedKey } from "../../ledger/crypto/keyfile.ts";
 import { createReplica, type Replica } from "../../ledger/pbft/replica.ts";
+import { embeddedSignedMessages } from "../../ledger/pbft/signing.ts";
 import {
   defaultConfig,
   type ReplicaConfig,
@@ -232,6 +233,10 @@ export class ValidatorNode {
         ? { snapshot: snapshot ?? initialSnapshot(ctx), committedTail: tail }
         : undefined,
     );
+    // Blocks this replica had prepared before it stopped may be parents of the next proposals.
+    for (const certificate of snapshot?.preparedCertificates ?? []) {
+      app.rememberPayload(certificate.prePrepare.blockHash, certificate.prePrepare.payload);
+    }
     const node = new ValidatorNode(options, self, app, replica, snapshot, config);
     node.#log.info("validator ready", {
       index: self,
@@ -326,11 +331,12 @@ export class ValidatorNode {
         return;
       }
       this.#lastSeenMs[message.replica] = this.#now();
-      if (message.kind === "pre-prepare") {
-        this.app.rememberPayload(message.blockHash, message.payload);
-        if (!this.#proposedAtMs.has(message.height)) {
-          this.#proposedAtMs.set(message.height, this.#now());
-        }
+      if (message.kind === "pre-prepare" && !this.#proposedAtMs.has(message.height)) {
+        this.#proposedAtMs.set(message.height, this.#now());
+      }
+      // Payloads in pre-prepares (also inside view changes) may be parents of later proposals.
+      for (const inner of [message, ...embeddedSignedMessages(message)]) {
+        if (inner.kind === "pre-prepare") this.app.rememberPayload(inner.blockHash, inner.payload);
       }
       accepted++;
       this.#enqueue({ type: "message", from: message.replica, message });
@@ -743,6 +749,7 @@ export async function loadCommittedState(
   };
   chain.roundOpened = await roundOf("round_open");
   chain.roundClosed = await roundOf("round_close");
+  chain.roundResulted = await roundOf("round_result");
   if (chain.roundOpened > chain.roundClosed) {
     const updates = await store.execute(
       "SELECT type, sender FROM transactions WHERE type IN ('model_update', 'edge_update') AND round = ?",

@@ -36,7 +36,10 @@ export interface RunningValidator {
 export async function startValidator(options: StartValidatorOptions): Promise<RunningValidator> {
   const ctx = chainContext(options.genesis);
   const log = logger(`validator ${options.key.id}`);
-  const store = await LedgerStore.open(options.db, { genesis: options.genesis, authToken: options.dbAuthToken });
+  const store = await LedgerStore.open(options.db, {
+    genesis: options.genesis,
+    authToken: options.dbAuthToken,
+  });
   let server: ServerHandle | null = null;
   let node: ValidatorNode | null = null;
   try {
@@ -47,11 +50,24 @@ export async function startValidator(options: StartValidatorOptions): Promise<Ru
       endpoints: ctx.validators.map((v) => v.endpoint),
       log: (line) => log.debug(line),
     });
-    node = await ValidatorNode.open({ genesis: options.genesis, key: options.key, store, outbound, settings: options.settings, log });
-    const app = createValidatorApp(node, store, { version: options.version, metrics, adminToken: options.adminToken });
+    node = await ValidatorNode.open({
+      genesis: options.genesis,
+      key: options.key,
+      store,
+      outbound,
+      settings: options.settings,
+      log,
+    });
+    const app = createValidatorApp(node, store, {
+      version: options.version,
+      metrics,
+      adminToken: options.adminToken,
+    });
     node.onCommit((block) => {
       metrics.ledgerHeight.set(block.header.height);
-      for (const tx of block.txs) metrics.transactions.inc({ type: tx.type.startsWith("x.") ? "extension" : tx.type });
+      for (const tx of block.txs) {
+        metrics.transactions.inc({ type: tx.type.startsWith("x.") ? "extension" : tx.type });
+      }
     });
     server = await serve({
       fetch: app.fetch,
@@ -60,7 +76,9 @@ export async function startValidator(options: StartValidatorOptions): Promise<Ru
       maxRequestBodyBytes: node.requestBodyBytesMax,
     });
     node.start();
-    const url = `http://${options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname}:${server.port}`;
+    const url = `http://${
+      options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname
+    }:${server.port}`;
     log.info(`listening on ${url}`, { chain: ctx.chainId, peers: ctx.validators.length - 1 });
     const running: RunningValidator = {
       node,

@@ -6,8 +6,8 @@ import type { Block, Certificate as LedgerCertificate, Tx } from "../../ledger/c
 import type { LedgerStore } from "../../ledger/store/store.ts";
 import type {
   BlockDetail,
-  BlockSummary,
   BlocksQuery,
+  BlockSummary,
   NodeStatus,
   NodeView,
   Transaction,
@@ -17,7 +17,11 @@ import type { ValidatorNode } from "./node.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function validatorView(node: ValidatorNode, store: LedgerStore, startedAtMs: number): NodeView {
+export function validatorView(
+  node: ValidatorNode,
+  store: LedgerStore,
+  startedAtMs: number,
+): NodeView {
   const ctx = node.ctx;
   const idOf = (address: string) => ctx.keys.get(address)?.id ?? address.slice(0, 16);
   const summary = (height: number, hash: string, block: Block): BlockSummary => ({
@@ -34,9 +38,13 @@ export function validatorView(node: ValidatorNode, store: LedgerStore, startedAt
   });
   const transaction = (tx: Tx, height: number): Transaction => ({
     id: txHash(tx),
-    type: tx.type === "model_update" || tx.type === "quarantine" || tx.type === "readmit" ? tx.type : "config",
+    type: tx.type === "model_update" || tx.type === "quarantine" || tx.type === "readmit"
+      ? tx.type
+      : "config",
     height,
-    round: typeof (tx.body as { round?: unknown }).round === "number" ? (tx.body as { round: number }).round : undefined,
+    round: typeof (tx.body as { round?: unknown }).round === "number"
+      ? (tx.body as { round: number }).round
+      : undefined,
     from: idOf(tx.from),
     summary: `${tx.type} from ${idOf(tx.from)} nonce ${tx.nonce}`.slice(0, 500),
   });
@@ -71,14 +79,21 @@ export function validatorView(node: ValidatorNode, store: LedgerStore, startedAt
     },
     ready() {
       const fatal = node.fatalError;
-      return fatal ? { ready: false, reason: `validator stopped: ${fatal.message}`.slice(0, 200) } : { ready: true };
+      return fatal
+        ? { ready: false, reason: `validator stopped: ${fatal.message}`.slice(0, 200) }
+        : { ready: true };
     },
     async blocks(query: BlocksQuery): Promise<BlockSummary[]> {
-      const top = Math.min(node.app.committed.height, (query.beforeHeight ?? Number.MAX_SAFE_INTEGER) - 1);
+      const top = Math.min(
+        node.app.committed.height,
+        (query.beforeHeight ?? Number.MAX_SAFE_INTEGER) - 1,
+      );
       const from = Math.max(1, top - query.limit + 1);
       const out: BlockSummary[] = [];
       if (top < 1) return out;
-      for await (const c of store.readCommitted(from, top)) out.push(summary(c.height, c.hash, c.block));
+      for await (const c of store.readCommitted(from, top)) {
+        out.push(summary(c.height, c.hash, c.block));
+      }
       return out.reverse();
     },
     async block(height: number): Promise<BlockDetail | undefined> {
@@ -86,7 +101,10 @@ export function validatorView(node: ValidatorNode, store: LedgerStore, startedAt
       for await (const c of store.readCommitted(height, height)) {
         return {
           ...summary(c.height, c.hash, c.block),
-          verification: { ok: true, checks: [{ name: "hashes, Merkle root and certificate", ok: c.certificate !== null }] },
+          verification: {
+            ok: true,
+            checks: [{ name: "hashes, Merkle root and certificate", ok: c.certificate !== null }],
+          },
           transactions: c.block.txs.map((tx) => transaction(tx, c.height)),
           certificate: certificate(c.certificate, c.block),
         };
@@ -107,7 +125,10 @@ export function validatorView(node: ValidatorNode, store: LedgerStore, startedAt
         height: status.height,
         f: ctx.f,
         primary: status.primary.id,
-        checkpoint: { height: status.last_stable_checkpoint.height, digest: status.last_stable_checkpoint.block_hash ?? "" },
+        checkpoint: {
+          height: status.last_stable_checkpoint.height,
+          digest: status.last_stable_checkpoint.block_hash ?? "",
+        },
         validators: status.peers.map((p) => ({
           id: p.id,
           healthy: p.self || (p.last_seen_ms !== null && Date.now() - p.last_seen_ms < 5_000),
