@@ -314,6 +314,13 @@ class ReplicaCore implements Replica {
     }
     this.started = true;
     this.setTimer("status", this.config.statusIntervalMs);
+    // Checkpoint messages are not persisted: re-announce those of executed heights still needed,
+    // or a restart that lost them could keep a checkpoint from ever becoming stable.
+    for (const [height, entry] of this.retained) {
+      if (height >= this.stable.height && height % this.config.checkpointIntervalHeights === 0) {
+        this.sendCheckpoint(height, entry.blockHash);
+      }
+    }
     if (!this.viewActive) {
       // Restarted during a view change: repeat the view-change (or new-view) it had sent.
       this.broadcast(this.buildViewChange());

@@ -114,3 +114,16 @@ Deno.test("§4.3 state transfer: a block whose payload does not match its certif
   assertEquals(cluster.replicas[3].inspect().lastExecutedHeight, 0);
   assert(cluster.rejectionReasons(3).some((reason) => reason.includes("rejected transferred")));
 });
+
+Deno.test("§4.3 a restarted replica re-announces its checkpoints so they can still become stable", () => {
+  const cluster = new Cluster({ config: { batchSizeMax: 1 } });
+  for (let i = 0; i < 2; i++) cluster.request(`c${i}`, 1);
+  cluster.deliverAll((inFlight) => inFlight.message.kind !== "checkpoint");
+  assertEquals(cluster.replicas[1].inspect().lastExecutedHeight, 2);
+  assertEquals(cluster.replicas[1].inspect().stableHeight, 0, "checkpoint messages were lost");
+  for (const i of [0, 1, 2]) cluster.restart(i);
+  cluster.deliverAll();
+  for (const i of [0, 1, 2, 3]) {
+    assertEquals(cluster.replicas[i].inspect().stableHeight, 2, `replica ${i}`);
+  }
+});
