@@ -1,10 +1,11 @@
 // Chain validity of a block given the chain so far. One implementation serves both sides of the
 // storage boundary: LedgerStore runs it before writing, verify.ts re-runs it after reading.
-import { blockHash, txRoot, validateBlockShape } from "./block.ts";
+import { blockHash, validateBlockShape } from "./block.ts";
+import { merkleRoot } from "./merkle.ts";
 import { canonicalBytes } from "./canonical.ts";
 import { fail, LedgerError } from "./errors.ts";
 import { type ChainContext, primaryOf } from "./genesis.ts";
-import { verifyTxAuth } from "./tx.ts";
+import { encodeTx, verifyTxAuth } from "./tx.ts";
 import type {
   Block,
   ModelUpdateBody,
@@ -84,11 +85,15 @@ export async function applyBlock(
   if (h.time_ms < state.lastTimeMs) {
     fail("bad_time", `time_ms ${h.time_ms} is before ${state.lastTimeMs}`, height);
   }
-  const size = canonicalBytes(block).length;
+  // Each tx is encoded once, for both the size limit and the Merkle root. canonical(block) is
+  // `{"header":` H `,"txs":[` T0 `,` T1 ... `]}`, so its length follows from the parts.
+  const txBytes = block.txs.map(encodeTx);
+  const size = 10 + canonicalBytes(h).length + 8 + txBytes.reduce((sum, t) => sum + t.length, 0) +
+    Math.max(0, txBytes.length - 1) + 2;
   if (size > params.batch.max_block_bytes) {
     fail("malformed", `${size} bytes, limit ${params.batch.max_block_bytes}`, height);
   }
-  const root = txRoot(block.txs);
+  const root = merkleRoot(txBytes);
   if (root !== h.tx_root) {
     fail("bad_tx_root", `tx_root ${h.tx_root} but txs hash to ${root}`, height);
   }

@@ -312,3 +312,29 @@ Deno.test("encodeBlock/decodeBlock round-trip; decode rejects non-canonical or i
     "malformed",
   );
 });
+
+Deno.test("the block size limit counts exactly the canonical bytes of the block", async () => {
+  const b = await ChainBuilder.create();
+  const [v0] = b.keys.validators;
+  const { chainContext } = await import("../../../ledger/chain/genesis.ts");
+  const { encodeBlock } = await import("../../../ledger/chain/block.ts");
+  const txs = [await b.tx(v0, "x.note", { text: "a" }), await b.tx(v0, "x.note", { text: "b" })];
+  // A changed genesis has another hash; keep the block's link to the original one.
+  const stateOver = (genesis: typeof b.genesis) => ({
+    ...genesisState(chainContext(genesis)),
+    lastHash: b.prevHash,
+  });
+  for (const list of [[], txs.slice(0, 1), txs]) {
+    const block = nextBlock(b, list);
+    const exact = structuredClone(b.genesis);
+    exact.params.batch.max_block_bytes = encodeBlock(block).length;
+    exact.params.batch.max_tx_bytes = exact.params.batch.max_block_bytes - 1;
+    await applyBlock(chainContext(exact), stateOver(exact), block);
+    exact.params.batch.max_block_bytes -= 1;
+    await rejectsWith(
+      () => applyBlock(chainContext(exact), stateOver(exact), block),
+      "malformed",
+      1,
+    );
+  }
+});
