@@ -51,8 +51,10 @@ export function measureLeaks(
   const classes = table.classNames.length;
   for (const column of table.columns) {
     const bins = discretise(column, fit);
-    const fitBins = Int32Array.from(fit, (row) => bins(row));
-    const heldBins = Int32Array.from(held, (row) => bins(row));
+    const fitBins = new Int32Array(fit.length);
+    for (let i = 0; i < fit.length; i++) fitBins[i] = bins(fit[i]);
+    const heldBins = new Int32Array(held.length);
+    for (let i = 0; i < held.length; i++) heldBins[i] = bins(held[i]);
     let binCount = 1;
     for (const bin of fitBins) if (bin >= binCount) binCount = bin + 1;
     for (const bin of heldBins) if (bin >= binCount) binCount = bin + 1;
@@ -86,7 +88,8 @@ export function measureLeaks(
       for (let c = 0; c < classes; c++) total += counts[bin * classes + c];
       score[i] = total > 0 ? (total - counts[bin * classes]) / total : overallAttackRate;
     }
-    const truth = Int32Array.from(held, (row) => table.labels[row]);
+    const truth = new Int32Array(held.length);
+    for (let i = 0; i < held.length; i++) truth[i] = table.labels[held[i]];
     const binaryBalancedAccuracy = balancedAccuracy(
       truth.map((t) => (t === 0 ? 0 : 1)),
       predicted.map((p) => (p === 0 ? 0 : 1)),
@@ -95,7 +98,7 @@ export function measureLeaks(
     const multiclassBalancedAccuracy = classes > 2
       ? balancedAccuracy(truth, predicted, classes)
       : binaryBalancedAccuracy;
-    const auc = rocAuc(score, truth);
+    const auc = groupedAuc(score, truth);
     const best = Math.max(binaryBalancedAccuracy, multiclassBalancedAccuracy, auc);
     findings.push({
       column: column.name,
@@ -114,9 +117,13 @@ export function measureLeaks(
 function discretise(column: RawColumn, fit: Int32Array): (row: number) => number {
   if (column.kind === "categorical") return (row) => column.codes[row];
   const values = column.values;
-  const present = Float64Array.from(
-    Array.from(fit, (row) => values[row]).filter((v) => !Number.isNaN(v)),
-  ).sort();
+  const gathered = new Float64Array(fit.length);
+  let count = 0;
+  for (const row of fit) {
+    const v = values[row];
+    if (!Number.isNaN(v)) gathered[count++] = v;
+  }
+  const present = gathered.subarray(0, count).sort();
   const edges: number[] = [];
   for (let b = 1; b < NUMERIC_BINS_MAX; b++) {
     const edge = present[Math.floor((b * present.length) / NUMERIC_BINS_MAX)];
@@ -179,4 +186,29 @@ export function rocAuc(score: ArrayLike<number>, labels: ArrayLike<number>): num
     i = j + 1;
   }
   return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
+}
+
+/** rocAuc for scores with few distinct values (one per bin): counts per score, no row sort. */
+function groupedAuc(score: Float64Array, labels: Int32Array): number {
+  const groups = new Map<number, [number, number]>();
+  for (let i = 0; i < score.length; i++) {
+    let group = groups.get(score[i]);
+    if (!group) groups.set(score[i], group = [0, 0]);
+    group[labels[i] !== 0 ? 0 : 1]++;
+  }
+  let positives = 0;
+  let negatives = 0;
+  for (const [p, n] of groups.values()) {
+    positives += p;
+    negatives += n;
+  }
+  if (positives === 0 || negatives === 0) return 0.5;
+  let area = 0;
+  let negativesBelow = 0;
+  for (const key of [...groups.keys()].sort((a, b) => a - b)) {
+    const [p, n] = groups.get(key)!;
+    area += p * (negativesBelow + n / 2);
+    negativesBelow += n;
+  }
+  return area / (positives * negatives);
 }

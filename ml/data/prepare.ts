@@ -184,7 +184,7 @@ async function analyse(options: PrepareOptions): Promise<Analysis> {
   ];
   const used = new Set(preprocessor.spec.columns.map((c) => c.name));
   const allCounts = classCounts(
-    Int32Array.from({ length: table.rows }, (_, i) => i),
+    allRows(table.rows),
     table.labels,
     rawClasses,
   );
@@ -250,7 +250,7 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
       featureNames: preprocessor.featureNames,
       features: preprocessor.transformTable(table, rows),
       rows: rows.length,
-      labels: Int32Array.from(rows, (row) => labels[row]),
+      labels: gather(labels, rows),
       classNames: preprocessor.classNames,
     };
     if (rows.length > 0) assertLabeledMatrix(result, where);
@@ -290,4 +290,16 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
 /** What `data inspect` shows: everything prepareDataset decides, without building matrices. */
 export async function inspectDataset(options: PrepareOptions): Promise<DataReport> {
   return (await analyse(options)).report;
+}
+
+function allRows(count: number): Int32Array {
+  const rows = new Int32Array(count);
+  for (let i = 0; i < count; i++) rows[i] = i;
+  return rows;
+}
+
+function gather(values: Int32Array, rows: Int32Array): Int32Array {
+  const out = new Int32Array(rows.length);
+  for (let i = 0; i < rows.length; i++) out[i] = values[rows[i]];
+  return out;
 }

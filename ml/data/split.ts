@@ -32,7 +32,8 @@ export function splitRows(
   }
   const rows = labels.length;
   if ((options.mode ?? "stratified") === "time") {
-    const order = Int32Array.from({ length: rows }, (_, i) => i);
+    const order = new Int32Array(rows);
+    for (let i = 0; i < rows; i++) order[i] = i;
     // Stable sort by time; rows without a time keep their file position relative to others.
     if (time) order.sort((a, b) => (time[a] - time[b]) || (a - b));
     const nTest = Math.round(rows * test);

@@ -50,51 +50,57 @@ export function isMissing(value: string): boolean {
   return MISSING_TOKENS.has(value) || MISSING_TOKENS.has(value.trim());
 }
 
-export class GrowableFloat32 {
-  data = new Float32Array(1024);
+/** Values kept in fixed blocks while loading: no doubling-and-copying, so the peak while
+ * loading is the data itself plus one column during finish(). */
+const BLOCK_VALUES = 1 << 16;
+
+class BlockArray<T extends Float32Array | Int32Array | Float64Array> {
+  #blocks: T[] = [];
+  #current: T;
+  #used = 0;
   length = 0;
-  push(value: number): void {
-    if (this.length === this.data.length) {
-      const next = new Float32Array(this.data.length * 2);
-      next.set(this.data);
-      this.data = next;
-    }
-    this.data[this.length++] = value;
+  constructor(private readonly make: (n: number) => T) {
+    this.#current = make(BLOCK_VALUES);
   }
-  finish(): Float32Array {
-    return this.data.slice(0, this.length);
+  push(value: number): void {
+    if (this.#used === BLOCK_VALUES) {
+      this.#blocks.push(this.#current);
+      this.#current = this.make(BLOCK_VALUES);
+      this.#used = 0;
+    }
+    this.#current[this.#used++] = value;
+    this.length++;
+  }
+  /** The values as one exact-size array; the blocks are released. */
+  finish(): T {
+    const out = this.make(this.length);
+    let at = 0;
+    for (const block of this.#blocks) {
+      out.set(block, at);
+      at += block.length;
+    }
+    out.set(this.#current.subarray(0, this.#used), at);
+    this.#blocks = [];
+    this.#current = this.make(0);
+    return out;
   }
 }
 
-export class GrowableInt32 {
-  data = new Int32Array(1024);
-  length = 0;
-  push(value: number): void {
-    if (this.length === this.data.length) {
-      const next = new Int32Array(this.data.length * 2);
-      next.set(this.data);
-      this.data = next;
-    }
-    this.data[this.length++] = value;
-  }
-  finish(): Int32Array {
-    return this.data.slice(0, this.length);
+export class GrowableFloat32 extends BlockArray<Float32Array> {
+  constructor() {
+    super((n) => new Float32Array(n));
   }
 }
 
-class GrowableFloat64 {
-  data = new Float64Array(1024);
-  length = 0;
-  push(value: number): void {
-    if (this.length === this.data.length) {
-      const next = new Float64Array(this.data.length * 2);
-      next.set(this.data);
-      this.data = next;
-    }
-    this.data[this.length++] = value;
+export class GrowableInt32 extends BlockArray<Int32Array> {
+  constructor() {
+    super((n) => new Int32Array(n));
   }
-  finish(): Float64Array {
-    return this.data.slice(0, this.length);
+}
+
+class GrowableFloat64 extends BlockArray<Float64Array> {
+  constructor() {
+    super((n) => new Float64Array(n));
   }
 }
 

@@ -211,3 +211,14 @@ Deno.test("leak guard: a re-enabled MAC on synthetic data is caught, and --allow
   assertEquals(allowed.report.leaksAllowed, ["SrcMac"]);
   assert(allowed.train.featureNames.some((n) => n.startsWith("SrcMac=")));
 });
+
+Deno.test("leak guard: AUC and balanced accuracy helpers", async () => {
+  const { rocAuc, balancedAccuracy } = await import("../../../ml/data/leak.ts");
+  assertEquals(rocAuc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]), 1);
+  assertEquals(rocAuc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]), 0);
+  assertEquals(rocAuc([0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1]), 0.5);
+  assertEquals(rocAuc([1, 2, 3], [1, 1, 1]), 0.5, "one class only");
+  // 95% normal: always answering "normal" is 95% accurate but 0.5 balanced.
+  const truth = Array.from({ length: 100 }, (_, i) => (i < 95 ? 0 : 1));
+  assertEquals(balancedAccuracy(truth, new Array(100).fill(0), 2), 0.5);
+});
