@@ -34,6 +34,12 @@ const limit = optional(
 const ADMIN_BODY_LIMIT = 1024;
 export const DETECT_BODY_LIMIT = 1024 * 1024;
 
+const SSE_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-store",
+  "x-accel-buffering": "no",
+};
+
 const json = (data: unknown, status = 200) =>
   new Response(JSON.stringify(data), {
     status,
@@ -391,8 +397,11 @@ export function buildRoutes(view: NodeView, ctx: RouteContext): RouteSpec[] {
         },
       },
       errors: [501, 503],
-      handler: async () => {
+      handler: async ({ c }) => {
         const subscribe = need(view.subscribe, "live events");
+        // Hono answers HEAD by running GET and dropping the body unread; a stream opened for it
+        // would never be cancelled, so HEAD gets the headers and nothing is subscribed.
+        if (c.req.method === "HEAD") return new Response(null, { headers: SSE_HEADERS });
         if (sseClients >= ctx.sseClientsMax) {
           return errorResponse(
             503,
@@ -422,13 +431,7 @@ export function buildRoutes(view: NodeView, ctx: RouteContext): RouteSpec[] {
           onClose();
           throw err;
         }
-        return new Response(stream, {
-          headers: {
-            "content-type": "text/event-stream; charset=utf-8",
-            "cache-control": "no-store",
-            "x-accel-buffering": "no",
-          },
-        });
+        return new Response(stream, { headers: SSE_HEADERS });
       },
     }),
     route({

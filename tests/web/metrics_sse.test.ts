@@ -122,6 +122,14 @@ Deno.test("events: a client that stops reading is dropped instead of buffered wi
   assert.equal((await call(a, "GET", "/healthz")).status, 200);
 });
 
+Deno.test("events: HEAD answers the headers without opening a stream", async () => {
+  const { view } = seededView(1);
+  const res = await call(app(view), "HEAD", "/api/v1/events");
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+  assert.equal(view.subscriberCount, 0);
+});
+
 Deno.test("events: a view whose subscriber limit is reached answers 503, not 500", async () => {
   const { view } = seededView(1);
   for (let i = 0; i < view.limits.subscribers; i++) view.subscribe(() => {});
