@@ -9,6 +9,7 @@ import { detectCommand } from "./cli/commands/detect.ts";
 import { keysCommand } from "./cli/commands/keys.ts";
 import { ledgerCommand } from "./cli/commands/ledger.ts";
 import { runCommand } from "./cli/commands/run.ts";
+import { initCommand } from "./cli/commands/init.ts";
 import { deviceCommand, edgeCommand } from "./cli/commands/roles.ts";
 import { validatorCommand } from "./cli/commands/validator.ts";
 
@@ -20,6 +21,7 @@ const COMMANDS: readonly CommandFactory[] = [
   dataCommand,
   detectCommand,
   ledgerCommand,
+  initCommand,
   keysCommand,
   validatorCommand,
 ] as unknown as CommandFactory[];

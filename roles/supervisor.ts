@@ -124,7 +124,7 @@ export function exitWhenParentDies(onParentGone: () => void = () => process.exit
   if (process.env[PARENT_WATCH_ENV] !== "1") return;
   process.stdin.on("data", () => {/* the parent never writes; reading keeps the pipe watched */});
   process.stdin.on("end", () => {
-    log.warn("parent process is gone (stdin closed): exiting");
+    log.info("parent process is gone or stopping us (stdin closed): exiting");
     onParentGone();
   });
   process.stdin.on("error", () => onParentGone());
