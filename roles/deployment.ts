@@ -148,7 +148,10 @@ export async function writeDeployment(spec: DeploymentSpec): Promise<Deployment>
       });
     }
     const commands = nodes.map((node) =>
-      `iomt-sfl ${node.role} --node ${join(dir, "nodes", `${node.id}.json`)}`
+      node.role === "validator"
+        ? `iomt-sfl validator --genesis ${join(dir, node.genesis)} --key ${join(dir, node.key)} ` +
+          `--db ${join(dir, node.db!)} --listen ${node.listen}`
+        : `iomt-sfl ${node.role} --node ${join(dir, "nodes", `${node.id}.json`)}`
     );
     for (const node of nodes) {
       writeFileSync(
