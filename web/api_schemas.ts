@@ -161,21 +161,28 @@ export const BlockSummary = named(
   }),
 );
 
-export const TX_TYPES = [
+/** The chain's transaction types at the time of writing; the API accepts any, including `x.*` extensions. */
+export const KNOWN_TX_TYPES = [
   "model_update",
-  "aggregate",
-  "reputation",
-  "reward",
+  "edge_update",
+  "round_open",
+  "round_close",
+  "round_result",
   "quarantine",
   "readmit",
-  "checkpoint",
-  "config",
 ] as const;
 export const Transaction = named(
   "Transaction",
   object({
     id: hex("Transaction id (hash), hex."),
-    type: literal(TX_TYPES),
+    type: string({
+      minLength: 1,
+      maxLength: 64,
+      pattern: /^[a-z][a-z0-9_.]*$/,
+      description: `Transaction type, e.g. ${
+        KNOWN_TX_TYPES.map((t) => "`" + t + "`").join(", ")
+      } or an \`x.*\` extension.`,
+    }),
     height: integer({ minimum: 0, description: "Block that holds it." }),
     round: optional(integer({ minimum: 0 })),
     from: id("Submitting node."),
@@ -186,8 +193,18 @@ export const Transaction = named(
   }),
 );
 
+export const CommitCertificate = named(
+  "CommitCertificate",
+  object({
+    view: integer({ minimum: 0, description: "View of the commit messages." }),
+    blockHash: hex("Hash the validators signed."),
+    signers: array(id("Validator that signed the commit."), { maxItems: 256 }),
+    quorum: integer({ minimum: 1, description: "Signatures required (2f+1)." }),
+  }),
+);
+
 export const Certificate = named(
-  "Certificate",
+  "ModelCertificate",
   object({
     round: integer({ minimum: 0 }),
     height: integer({ minimum: 0 }),
@@ -195,6 +212,9 @@ export const Certificate = named(
     signers: array(id("Validator id."), { maxItems: 256 }),
     quorum: integer({ minimum: 1, description: "Signatures required (2f+1)." }),
     issuedAt: isoTime("Commit time of the certifying block."),
+  }, {
+    description: "A global model certified by the commit certificate of block `height` " +
+      "(the block holding the round's result). Verify `modelHash` against the downloaded bytes.",
   }),
 );
 
@@ -204,7 +224,8 @@ export const BlockDetail = named(
     ...BlockSummary.shape,
     verification: Verification,
     transactions: array(Transaction, { maxItems: 10_000 }),
-    certificate: optional(Certificate),
+    commit: optional(CommitCertificate),
+    modelCertificate: optional(Certificate),
   }),
 );
 
@@ -299,6 +320,7 @@ export type BlockSummary = Infer<typeof BlockSummary>;
 export type BlockDetail = Infer<typeof BlockDetail>;
 export type Transaction = Infer<typeof Transaction>;
 export type Certificate = Infer<typeof Certificate>;
+export type CommitCertificate = Infer<typeof CommitCertificate>;
 export type ValidatorInfo = Infer<typeof ValidatorInfo>;
 export type ValidatorsState = Infer<typeof Validators>;
 export type GlobalModelInfo = Infer<typeof ModelInfo>;

@@ -160,7 +160,7 @@ export class MemoryView implements NodeView {
     }
     this.#blockByHeight.set(kept.height, kept);
     for (const tx of kept.transactions) this.#txById.set(tx.id, tx);
-    if (kept.certificate) this.#certificates.push(kept.certificate);
+    if (kept.modelCertificate) this.#certificates.push(kept.modelCertificate);
     if (this.#metrics) {
       this.#metrics.ledgerHeight.set(kept.height);
       for (const tx of kept.transactions) this.#metrics.transactions.inc({ type: tx.type });

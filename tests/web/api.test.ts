@@ -96,11 +96,14 @@ Deno.test("ledger: blocks with marks, one block with verification, transactions,
     verified: boolean;
     verification: { ok: boolean; checks: { name: string; ok: boolean }[] };
     transactions: { id: string }[];
-    certificate: { quorum: number };
+    commit: { quorum: number; signers: string[] };
+    modelCertificate: { round: number };
   }>(a, "/api/v1/ledger/blocks/7");
   assert.equal(b7.verified, false);
   assert.equal(b7.verification.checks.find((c) => c.name === "signatures")!.ok, false);
-  assert.equal(b7.certificate.quorum, 3);
+  assert.equal(b7.commit.quorum, 3);
+  assert.equal(b7.commit.signers.length, 3);
+  assert.equal(b7.modelCertificate.round, 7);
 
   const tx = await getJson<{ id: string; height: number }>(
     a,

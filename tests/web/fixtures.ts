@@ -104,19 +104,19 @@ export function makeBlock(height: number, options: { failed?: boolean } = {}): B
   }
   txs.push({
     id: hexOf(height * 100 + 50, 64),
-    type: "aggregate",
+    type: "round_close",
     height,
     round: height,
-    from: "val-0",
-    summary: `trimmed-mean aggregate of 7 updates, 1 rejected`,
+    from: "edge-a",
+    summary: "close round: 7 updates accepted, 1 rejected (dev-05: cosine to median -0.41)",
   });
   txs.push({
     id: hexOf(height * 100 + 60, 64),
-    type: "reputation",
+    type: "round_result",
     height,
     round: height,
     from: "val-0",
-    summary: "dev-05 reputation 0.31 → 0.12",
+    summary: "trimmed-mean aggregate of 7 updates; dev-05 reputation 0.31 → 0.12",
   });
   const failed = options.failed === true;
   return {
@@ -141,7 +141,10 @@ export function makeBlock(height: number, options: { failed?: boolean } = {}): B
       ],
     },
     transactions: txs,
-    certificate: height > 0
+    commit: height > 0
+      ? { view: 0, blockHash: hexOf(height + 1), signers: ["val-0", "val-1", "val-2"], quorum: 3 }
+      : undefined,
+    modelCertificate: height > 0
       ? {
         round: height,
         height,

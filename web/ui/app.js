@@ -613,7 +613,8 @@
       return;
     }
     if (state.selectedBlock !== height) return;
-    const c = b.certificate;
+    const c = b.modelCertificate;
+    const cc = b.commit;
     box.replaceChildren(
       el("h2", { id: "block-h", tabindex: "-1" }, `Block #${b.height} `, mark(b.verified)),
       el(
@@ -643,19 +644,30 @@
           )
         ),
       ),
-      el("h3", {}, "Certificate"),
-      c
+      el("h3", {}, "Commit certificate"),
+      cc
         ? el(
           "dl",
           { class: "kv" },
-          el("dt", {}, "Round"),
-          el("dd", {}, String(c.round)),
-          el("dt", {}, "Model hash"),
-          el("dd", { class: "mono" }, c.modelHash),
           el("dt", {}, "Signers"),
-          el("dd", {}, `${c.signers.join(", ")} (${c.signers.length} of quorum ${c.quorum})`),
+          el("dd", {}, `${cc.signers.join(", ")} (${cc.signers.length}, quorum ${cc.quorum})`),
+          el("dt", {}, "View"),
+          el("dd", {}, String(cc.view)),
         )
-        : el("p", { class: "muted" }, "No certificate in this block."),
+        : el("p", { class: "muted" }, "None (genesis)."),
+      c
+        ? [
+          el("h3", {}, `Global model of round ${c.round}`),
+          el(
+            "dl",
+            { class: "kv" },
+            el("dt", {}, "Model hash"),
+            el("dd", { class: "mono" }, c.modelHash),
+            el("dt", {}, "Certified by"),
+            el("dd", {}, `${c.signers.length} of quorum ${c.quorum}`),
+          ),
+        ]
+        : null,
       el("h3", {}, `Transactions (${b.transactions.length})`),
       el(
         "div",
