@@ -101,6 +101,7 @@ export class LedgerStore {
   /** Chain state after the last stored block, loaded on first append; null = reload. */
   #state: ChainState | null = null;
   #writes: Promise<unknown> = Promise.resolve();
+  #readOnly = false;
 
   private constructor(url: string, client: Client) {
     this.url = url;
@@ -114,6 +115,7 @@ export class LedgerStore {
     // open new connections without it. Writes are short synchronous batches, so one suffices.
     const client = createClient({ url, authToken: options.authToken, concurrency: 1 });
     const store = new LedgerStore(url, client);
+    store.#readOnly = options.readOnly ?? false;
     try {
       await store.#configure(options.readOnly ?? false);
       if (options.readOnly) await store.#checkSchema();
@@ -235,6 +237,11 @@ export class LedgerStore {
 
   /** Runs writes one at a time: the chain-state check and the batch must not interleave. */
   #exclusive<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#readOnly) return Promise.reject(new Error(`${this.url}: opened read-only`));
+    return this.#serialized(work);
+  }
+
+  #serialized<T>(work: () => Promise<T>): Promise<T> {
     const next = this.#writes.then(work, work);
     this.#writes = next.catch(() => undefined);
     return next;
@@ -347,7 +354,7 @@ export class LedgerStore {
    * against (`applyBlock(ctx, await store.chainState(), block)`) before it prepares.
    */
   async chainState(): Promise<ChainState> {
-    return await this.#exclusive(async () => {
+    return await this.#serialized(async () => {
       const ctx = this.#requireContext();
       this.#state ??= await this.#loadState(ctx);
       return cloneState(this.#state);
@@ -466,6 +473,7 @@ export class LedgerStore {
 
   /** Stores bytes under their SHA-256; if `expectedSha256` is given it must match. Idempotent. */
   async putBlob(bytes: Uint8Array, expectedSha256?: string): Promise<string> {
+    if (this.#readOnly) throw new Error(`${this.url}: opened read-only`);
     if (!(bytes instanceof Uint8Array)) throw new Error("blob must be a Uint8Array");
     if (bytes.length > LIMITS.blob_bytes_max) {
       throw new Error(`blob of ${bytes.length} bytes exceeds ${LIMITS.blob_bytes_max}`);

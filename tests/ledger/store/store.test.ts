@@ -46,6 +46,14 @@ Deno.test("a fresh file is switched to WAL with synchronous=FULL, and keeps it a
     const again = await LedgerStore.open(join(dir, "l.db"));
     assert.deepEqual(await again.pragmas(), { journalMode: "wal", synchronous: 2 });
     assert.equal(again.context?.chainId, "iomt-sfl-test"); // genesis read back from the database
+    const state = await again.chainState(); // what a backup checks a proposal against
+    assert.deepEqual([state.height, state.roundOpened, state.roundClosed, state.roundResulted], [
+      5,
+      1,
+      1,
+      1,
+    ]);
+    assert.equal(state.lastHash, await again.getBlockHash(5));
     again.close();
   });
 });
@@ -310,6 +318,11 @@ Deno.test("migrations: drizzle schema matches the SQL, reopening does not re-app
     const again = await LedgerStore.open(path);
     again.close();
     const readOnly = await LedgerStore.open(path, { readOnly: true });
+    await assert.rejects(() => readOnly.putBlob(new Uint8Array([1])), /read-only/);
+    await assert.rejects(
+      () => readOnly.saveProtocolState("view", new Uint8Array([1])),
+      /read-only/,
+    );
     await readOnly.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)");
     readOnly.close();
     await assert.rejects(() => LedgerStore.open(path), /newer than this program/);
