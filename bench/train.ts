@@ -98,12 +98,16 @@ function runTorch(o: TrainBenchOptions, threads: number): Promise<TorchOutput> {
   });
 }
 
-export async function benchTrain(overrides: Partial<TrainBenchOptions> = {}): Promise<TrainBenchResult> {
+export async function benchTrain(
+  overrides: Partial<TrainBenchOptions> = {},
+): Promise<TrainBenchResult> {
   const o = { ...DEFAULTS, ...overrides };
   const loadBefore = os.loadavg();
   const { info } = await initTensorflow({ backend: "wasm" });
   const { defaultModelConfig } = await import("../ml/model/config.ts");
-  const { deviceLayout, edgeLayout, initParams, describeModel } = await import("../ml/model/split_model.ts");
+  const { deviceLayout, edgeLayout, initParams, describeModel } = await import(
+    "../ml/model/split_model.ts"
+  );
   const { DeviceSide, EdgeSide } = await import("../ml/train/split_step.ts");
   const { Predictor } = await import("../ml/train/evaluate.ts");
   const { prng } = await import("../ml/model/random.ts");
@@ -116,7 +120,10 @@ export async function benchTrain(overrides: Partial<TrainBenchOptions> = {}): Pr
   for (const batchRows of o.batches) {
     const random = prng(7);
     const features = Float32Array.from({ length: batchRows * o.features }, () => random() * 2 - 1);
-    const labels = Int32Array.from({ length: batchRows }, (_, r) => (features[r * o.features] > 0 ? 1 : 0));
+    const labels = Int32Array.from(
+      { length: batchRows },
+      (_, r) => (features[r * o.features] > 0 ? 1 : 0),
+    );
     const batch = { features, labels, rows: batchRows };
     const device = new DeviceSide(config, device0, { learningRate: 1e-3, name: "bench device" });
     const edge = new EdgeSide(config, edge0, { learningRate: 1e-3, name: "bench edge" });
@@ -127,15 +134,30 @@ export async function benchTrain(overrides: Partial<TrainBenchOptions> = {}): Pr
     };
     splitStep(); // warm-up: kernel setup, heap growth
     splitStep();
-    const trainRuns = Array.from({ length: o.runs }, () => samplesPerSecond(splitStep, batchRows, o.minSeconds));
+    const trainRuns = Array.from(
+      { length: o.runs },
+      () => samplesPerSecond(splitStep, batchRows, o.minSeconds),
+    );
     device.dispose();
     edge.dispose();
     const predictor = new Predictor(config, device0, edge0);
     predictor.probabilities(features, batchRows);
-    const inferRuns = Array.from({ length: o.runs }, () =>
-      samplesPerSecond(() => predictor.probabilities(features, batchRows), batchRows, o.minSeconds));
+    const inferRuns = Array.from(
+      { length: o.runs },
+      () =>
+        samplesPerSecond(
+          () => predictor.probabilities(features, batchRows),
+          batchRows,
+          o.minSeconds,
+        ),
+    );
     predictor.dispose();
-    rows.push({ batch: batchRows, tfjsTrain: median(trainRuns), tfjsTrainRuns: trainRuns, tfjsInfer: median(inferRuns) });
+    rows.push({
+      batch: batchRows,
+      tfjsTrain: median(trainRuns),
+      tfjsTrainRuns: trainRuns,
+      tfjsInfer: median(inferRuns),
+    });
   }
   const tfjsPeakRssMB = residentMemoryMB().peakRssMB;
 
@@ -158,17 +180,30 @@ export async function benchTrain(overrides: Partial<TrainBenchOptions> = {}): Pr
   const fmt = (v?: number) => (v === undefined ? "—" : Math.round(v).toLocaleString("en-US"));
   const ratio = (a: number, b?: number) => (b ? `${(a / b).toFixed(2)}x` : "—");
   const lines = [
-    `| batch | tfjs split step (samples/s, median of ${o.runs}) | PyTorch split step (best of ${o.torchThreads.join("/")} threads) | ratio | tfjs inference | PyTorch inference | ratio |`,
+    `| batch | tfjs split step (samples/s, median of ${o.runs}) | PyTorch split step (best of ${
+      o.torchThreads.join("/")
+    } threads) | ratio | tfjs inference | PyTorch inference | ratio |`,
     "|---|---|---|---|---|---|---|",
     ...rows.map((r) =>
-      `| ${r.batch} | ${fmt(r.tfjsTrain)} (${r.tfjsTrainRuns.map(fmt).join(", ")}) | ${fmt(r.torchTrain)}${r.torchTrainThreads ? ` (${r.torchTrainThreads}t)` : ""} | ${ratio(r.tfjsTrain, r.torchTrain)} | ${fmt(r.tfjsInfer)} | ${fmt(r.torchInfer)} | ${ratio(r.tfjsInfer, r.torchInfer)} |`
+      `| ${r.batch} | ${fmt(r.tfjsTrain)} (${r.tfjsTrainRuns.map(fmt).join(", ")}) | ${
+        fmt(r.torchTrain)
+      }${r.torchTrainThreads ? ` (${r.torchTrainThreads}t)` : ""} | ${
+        ratio(r.tfjsTrain, r.torchTrain)
+      } | ${fmt(r.tfjsInfer)} | ${fmt(r.torchInfer)} | ${ratio(r.tfjsInfer, r.torchInfer)} |`
     ),
   ];
   const machine = `${os.cpus()[0]?.model ?? "cpu"}, ${os.cpus().length} cores`;
-  const footer = `${runtimeName()}, tfjs ${info.backend}${info.simd ? "+SIMD" : ""} (${info.patches.join(", ")}); ` +
-    `${torch[0]?.version ?? "PyTorch skipped"}; ${machine}; load average before ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, ` +
+  const footer =
+    `${runtimeName()}, tfjs ${info.backend}${info.simd ? "+SIMD" : ""} (${
+      info.patches.join(", ")
+    }); ` +
+    `${torch[0]?.version ?? "PyTorch skipped"}; ${machine}; load average before ${
+      loadBefore.map((l) => l.toFixed(2)).join(" ")
+    }, ` +
     `after ${loadAfter.map((l) => l.toFixed(2)).join(" ")}; peak RSS tfjs ${tfjsPeakRssMB} MB` +
-    (torch.length ? `, PyTorch ${torch.map((t) => `${t.peakRssMB} MB (${t.threads}t)`).join(", ")}` : "");
+    (torch.length
+      ? `, PyTorch ${torch.map((t) => `${t.peakRssMB} MB (${t.threads}t)`).join(", ")}`
+      : "");
   const table = [...lines, "", footer].join("\n");
   return {
     rows,
@@ -230,14 +265,31 @@ export async function benchQuality(overrides: Partial<QualityBenchOptions> = {})
   const features = data.train.featureNames.length;
   const config = defaultModelConfig(features);
   console.error(`features (${features}): ${data.train.featureNames.join(", ")}`);
-  console.error(`rows train ${data.train.rows} validation ${data.validation.rows} test ${data.test.rows}; devices ${data.devices.map((d) => d.rows).join(" ")}`);
+  console.error(
+    `rows train ${data.train.rows} validation ${data.validation.rows} test ${data.test.rows}; devices ${
+      data.devices.map((d) => d.rows).join(" ")
+    }`,
+  );
   const started = performance.now();
   const result = await trainRounds({
-    options: { mode: o.mode, rounds: o.rounds, localEpochs: o.localEpochs, batchSize: o.batchSize, learningRate: o.learningRate, seed: o.seed, model: config },
+    options: {
+      mode: o.mode,
+      rounds: o.rounds,
+      localEpochs: o.localEpochs,
+      batchSize: o.batchSize,
+      learningRate: o.learningRate,
+      seed: o.seed,
+      model: config,
+    },
     partitions: data.devices,
     validation: data.validation,
     test: data.test,
-    onRound: (r) => console.error(`round ${r.round} loss ${r.trainLoss.toFixed(4)} ${formatReport(r.test)} ${r.seconds.toFixed(1)}s tensors ${r.numTensors} rss ${r.rssMB} MB`),
+    onRound: (r) =>
+      console.error(
+        `round ${r.round} loss ${r.trainLoss.toFixed(4)} ${formatReport(r.test)} ${
+          r.seconds.toFixed(1)
+        }s tensors ${r.numTensors} rss ${r.rssMB} MB`,
+      ),
   });
   const seconds = (performance.now() - started) / 1000;
   const final = result.rounds.at(-1)!;
@@ -265,14 +317,27 @@ export async function benchQuality(overrides: Partial<QualityBenchOptions> = {})
   const rows = [
     "| model | accuracy | precision | recall | F1 | FPR | ROC-AUC |",
     "|---|---|---|---|---|---|---|",
-    `| ${o.mode}, ${o.devices} devices, ${o.rounds} rounds (CNN-BiLSTM, tfjs) | ${pct(b.accuracy)} | ${pct(b.precision)} | ${pct(b.recall)} | ${pct(b.f1)} | ${pct(b.fpr)} | ${b.rocAuc.toFixed(4)} |`,
+    `| ${o.mode}, ${o.devices} devices, ${o.rounds} rounds (CNN-BiLSTM, tfjs) | ${
+      pct(b.accuracy)
+    } | ${pct(b.precision)} | ${pct(b.recall)} | ${pct(b.f1)} | ${pct(b.fpr)} | ${
+      b.rocAuc.toFixed(4)
+    } |`,
     ...rf.map((r) =>
-      `| random forest, centralized (${r.name}) | ${pct(r.accuracy)} | ${pct(r.precision)} | ${pct(r.recall)} | ${pct(r.f1)} | ${pct(r.fpr)} | ${r.auc.toFixed(4)} |`
+      `| random forest, centralized (${r.name}) | ${pct(r.accuracy)} | ${pct(r.precision)} | ${
+        pct(r.recall)
+      } | ${pct(r.f1)} | ${pct(r.fpr)} | ${r.auc.toFixed(4)} |`
     ),
   ];
-  const footer = `WUSTL-EHMS ${data.train.rows + data.validation.rows + data.test.rows} rows, ${features} features; ` +
-    `test ${data.test.rows} rows (${b.support.attack} attacks); threshold ${b.threshold.toFixed(3)} chosen on validation; ` +
-    `training ${seconds.toFixed(0)} s; peak RSS ${residentMemoryMB().peakRssMB} MB; load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`;
+  const footer =
+    `WUSTL-EHMS ${
+      data.train.rows + data.validation.rows + data.test.rows
+    } rows, ${features} features; ` +
+    `test ${data.test.rows} rows (${b.support.attack} attacks); threshold ${
+      b.threshold.toFixed(3)
+    } chosen on validation; ` +
+    `training ${seconds.toFixed(0)} s; peak RSS ${residentMemoryMB().peakRssMB} MB; load ${
+      os.loadavg().map((l) => l.toFixed(2)).join(" ")
+    }`;
   return [...rows, "", footer].join("\n");
 }
 
@@ -298,15 +363,27 @@ async function randomForestReference(
   const dir = await mkdtemp(join(os.tmpdir(), "iomt-rf-"));
   try {
     const columns = train.featureNames.length;
-    for (const [name, m] of [["train", train], ["validation", validation], ["test", test]] as const) {
-      await writeFile(join(dir, `${name}.x`), new Uint8Array(m.features.buffer, m.features.byteOffset, m.features.byteLength));
+    for (
+      const [name, m] of [["train", train], ["validation", validation], ["test", test]] as const
+    ) {
+      await writeFile(
+        join(dir, `${name}.x`),
+        new Uint8Array(m.features.buffer, m.features.byteOffset, m.features.byteLength),
+      );
       const y = Int32Array.from(m.labels, (l) => (l > 0 ? 1 : 0));
       await writeFile(join(dir, `${name}.y`), new Uint8Array(y.buffer));
     }
     const script = fileURLToPath(new URL("./torch_reference.py", import.meta.url));
     const stdout = await new Promise<string>((resolve, reject) =>
-      execFile(python, [script, "--random-forest", dir, `--columns=${columns}`, `--seed=${seed}`], { timeout: 600_000 }, (e, out, err) =>
-        e ? reject(new Error(`random forest reference failed: ${e.message}\n${err}`)) : resolve(out))
+      execFile(
+        python,
+        [script, "--random-forest", dir, `--columns=${columns}`, `--seed=${seed}`],
+        { timeout: 600_000 },
+        (e, out, err) =>
+          e
+            ? reject(new Error(`random forest reference failed: ${e.message}\n${err}`))
+            : resolve(out),
+      )
     );
     return JSON.parse(stdout.trim().split("\n").pop()!) as RfResult[];
   } finally {
@@ -316,16 +393,21 @@ async function randomForestReference(
 
 if ((import.meta as { main?: boolean }).main) {
   if (process.argv.includes("--quality")) {
-    const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
-    console.log(await benchQuality({
-      ...(arg("rounds") ? { rounds: Number(arg("rounds")) } : {}),
-      ...(arg("mode") ? { mode: arg("mode") as QualityBenchOptions["mode"] } : {}),
-      ...(arg("save") ? { saveDir: arg("save") } : {}),
-    }));
+    const arg = (name: string) =>
+      process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+    console.log(
+      await benchQuality({
+        ...(arg("rounds") ? { rounds: Number(arg("rounds")) } : {}),
+        ...(arg("mode") ? { mode: arg("mode") as QualityBenchOptions["mode"] } : {}),
+        ...(arg("save") ? { saveDir: arg("save") } : {}),
+      }),
+    );
     process.exit(0);
   }
   const quick = process.argv.includes("--quick");
-  const result = await benchTrain(quick ? { batches: [256], minSeconds: 0.5, runs: 1, torchThreads: [1] } : {});
+  const result = await benchTrain(
+    quick ? { batches: [256], minSeconds: 0.5, runs: 1, torchThreads: [1] } : {},
+  );
   console.log(result.model);
   console.log();
   console.log(result.table);

@@ -16,16 +16,28 @@ export function detectCommand(): Command {
         "the model's threshold (chosen on the validation split at training time)",
     )
     .argument("<input>", "CSV or Zeek log file, a directory of CSVs, or - for stdin")
-    .requiredOption("--model <dir>", "model directory written by training", existingPath("directory"))
+    .requiredOption(
+      "--model <dir>",
+      "model directory written by training",
+      existingPath("directory"),
+    )
     .option("--json", "print JSON lines instead of text", false)
     .option("--all", "print every flow, not only alerts", false)
     .option("--threshold <p>", "override the model's decision threshold", numberInRange(0, 1))
     .option("--format <format>", "input format (default: the format the model was trained on)")
     .addOption(
-      new Option("--batch-rows <n>", "flows scored per batch").argParser(intInRange(1, 65_536)).default(1024),
+      new Option("--batch-rows <n>", "flows scored per batch").argParser(intInRange(1, 65_536))
+        .default(1024),
     )
-    .option("--skip-bad-rows", "skip malformed rows (counted in the summary) instead of failing", false)
-    .option("--labels <file>", "Zeek: CSV with uid,label columns (then the summary reports metrics)")
+    .option(
+      "--skip-bad-rows",
+      "skip malformed rows (counted in the summary) instead of failing",
+      false,
+    )
+    .option(
+      "--labels <file>",
+      "Zeek: CSV with uid,label columns (then the summary reports metrics)",
+    )
     .addHelpText(
       "after",
       `
@@ -35,16 +47,23 @@ Examples:
     )
     .action(async (input, options) => {
       const log = logger("ml");
-      if (input === "-" && process.stdin.isTTY) throw new UsageError("detect: '-' reads flows from stdin, but stdin is a terminal");
+      if (input === "-" && process.stdin.isTTY) {
+        throw new UsageError("detect: '-' reads flows from stdin, but stdin is a terminal");
+      }
       const { initTensorflowForCommand } = await import("../../ml/tf/auto.ts");
       const { loadModel } = await import("../../ml/artifact/model_artifact.ts");
       const { detectFlows } = await import("../../ml/artifact/detector.ts");
       const { existsSync, statSync } = await import("node:fs");
-      if (input !== "-" && !existsSync(input)) throw new UsageError(`detect: no such file or directory: ${input}`);
+      if (input !== "-" && !existsSync(input)) {
+        throw new UsageError(`detect: no such file or directory: ${input}`);
+      }
       await initTensorflowForCommand();
       const artifact = await loadModel(options.model);
       const source = input === "-"
-        ? { stream: Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>, name: "<stdin>" }
+        ? {
+          stream: Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>,
+          name: "<stdin>",
+        }
         : statSync(input).isDirectory()
         ? { directory: input }
         : { path: input };
@@ -72,7 +91,9 @@ Examples:
         if (options.json) write(JSON.stringify(d));
         else {
           write(
-            `${d.alert ? "ALERT" : "ok   "} ${d.file}:${d.line} score=${d.score.toFixed(4)} class=${d.class}` +
+            `${d.alert ? "ALERT" : "ok   "} ${d.file}:${d.line} score=${
+              d.score.toFixed(4)
+            } class=${d.class}` +
               (d.label !== undefined ? ` label=${d.label}` : ""),
           );
         }
@@ -87,7 +108,14 @@ Examples:
         alerts: summary.alerts,
         rowsPerSecond: Math.round(summary.rowsPerSecond),
         badRowsSkipped: summary.badRowsSkipped,
-        ...(m ? { accuracy: +m.accuracy.toFixed(4), f1: +m.f1.toFixed(4), fpr: +m.fpr.toFixed(4), auc: +m.rocAuc.toFixed(4) } : {}),
+        ...(m
+          ? {
+            accuracy: +m.accuracy.toFixed(4),
+            f1: +m.f1.toFixed(4),
+            fpr: +m.fpr.toFixed(4),
+            auc: +m.rocAuc.toFixed(4),
+          }
+          : {}),
       });
     });
   return command;

@@ -4,7 +4,7 @@
 import type { DataInput } from "../data/records.ts";
 import type { ModelArtifact } from "./model_artifact.ts";
 import { Predictor } from "../train/evaluate.ts";
-import { binaryMetrics, type BinaryMetrics } from "../metrics/classification.ts";
+import { type BinaryMetrics, binaryMetrics } from "../metrics/classification.ts";
 
 export interface DetectOptions {
   /** Overrides the saved threshold. */
@@ -51,7 +51,9 @@ export async function detectFlows(
   const preprocessor = Preprocessor.fromJSON(artifact.preprocessing);
   const width = preprocessor.featureNames.length;
   if (width !== artifact.config.features) {
-    throw new Error(`model: preprocessor makes ${width} features, the network expects ${artifact.config.features}`);
+    throw new Error(
+      `model: preprocessor makes ${width} features, the network expects ${artifact.config.features}`,
+    );
   }
   const names = preprocessor.featureNames.join("\u0000");
   if (names !== artifact.metadata.featureNames.join("\u0000")) {

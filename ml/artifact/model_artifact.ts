@@ -45,7 +45,10 @@ interface ManifestJson {
   format: string;
   version: number;
   modelConfig: ModelConfig;
-  weightsManifest: { paths: string[]; weights: { name: string; shape: number[]; dtype: "float32" }[] }[];
+  weightsManifest: {
+    paths: string[];
+    weights: { name: string; shape: number[]; dtype: "float32" }[];
+  }[];
 }
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
@@ -65,17 +68,26 @@ export async function hashLabeledMatrix(m: LabeledMatrix): Promise<string> {
   return await sha256Hex(all);
 }
 
-function checkArtifact(a: Omit<ModelArtifact, "metadata"> & { metadata: Omit<ModelMetadata, "weightsSha256"> }, where: string) {
+function checkArtifact(
+  a: Omit<ModelArtifact, "metadata"> & { metadata: Omit<ModelMetadata, "weightsSha256"> },
+  where: string,
+) {
   validateModelConfig(a.config);
   assertFlatParams(a.device, deviceLayout(a.config), `${where}: device weights`);
   assertFlatParams(a.edge, edgeLayout(a.config), `${where}: edge weights`);
   const m = a.metadata;
-  if (!(m.threshold >= 0 && m.threshold <= 1)) throw new Error(`${where}: threshold ${m.threshold} outside [0, 1]`);
+  if (!(m.threshold >= 0 && m.threshold <= 1)) {
+    throw new Error(`${where}: threshold ${m.threshold} outside [0, 1]`);
+  }
   if (m.featureNames.length !== a.config.features) {
-    throw new Error(`${where}: ${m.featureNames.length} feature names for a model of ${a.config.features} features`);
+    throw new Error(
+      `${where}: ${m.featureNames.length} feature names for a model of ${a.config.features} features`,
+    );
   }
   if (a.config.classes > 2 && m.classNames.length !== a.config.classes) {
-    throw new Error(`${where}: ${m.classNames.length} class names for a model of ${a.config.classes} classes`);
+    throw new Error(
+      `${where}: ${m.classNames.length} class names for a model of ${a.config.classes} classes`,
+    );
   }
 }
 
@@ -83,9 +95,15 @@ function checkArtifact(a: Omit<ModelArtifact, "metadata"> & { metadata: Omit<Mod
  * renamed so that a crash never leaves a half-written model.json next to old weights. */
 export async function saveModel(
   dir: string,
-  artifact: Omit<ModelArtifact, "metadata"> & { metadata: Omit<ModelMetadata, "weightsSha256" | "format" | "version"> },
+  artifact: Omit<ModelArtifact, "metadata"> & {
+    metadata: Omit<ModelMetadata, "weightsSha256" | "format" | "version">;
+  },
 ): Promise<ModelMetadata> {
-  const metadataIn = { ...artifact.metadata, format: ARTIFACT_FORMAT, version: ARTIFACT_VERSION } as const;
+  const metadataIn = {
+    ...artifact.metadata,
+    format: ARTIFACT_FORMAT,
+    version: ARTIFACT_VERSION,
+  } as const;
   checkArtifact({ ...artifact, metadata: metadataIn }, `save ${dir}`);
   const dLayout = deviceLayout(artifact.config);
   const eLayout = edgeLayout(artifact.config);
@@ -101,8 +119,16 @@ export async function saveModel(
     weightsManifest: [{
       paths: ["weights.bin"],
       weights: [
-        ...dLayout.entries.map((e) => ({ name: `device/${e.name}`, shape: [...e.shape], dtype: "float32" as const })),
-        ...eLayout.entries.map((e) => ({ name: `edge/${e.name}`, shape: [...e.shape], dtype: "float32" as const })),
+        ...dLayout.entries.map((e) => ({
+          name: `device/${e.name}`,
+          shape: [...e.shape],
+          dtype: "float32" as const,
+        })),
+        ...eLayout.entries.map((e) => ({
+          name: `edge/${e.name}`,
+          shape: [...e.shape],
+          dtype: "float32" as const,
+        })),
       ],
     }],
   };
@@ -128,7 +154,9 @@ async function readLimited(path: string): Promise<Uint8Array> {
   } catch (error) {
     throw new Error(`model artifact: cannot read ${path}: ${(error as Error).message}`);
   }
-  if (bytes.length > ARTIFACT_FILE_BYTES_MAX) throw new Error(`model artifact: ${path} exceeds ${ARTIFACT_FILE_BYTES_MAX} bytes`);
+  if (bytes.length > ARTIFACT_FILE_BYTES_MAX) {
+    throw new Error(`model artifact: ${path} exceeds ${ARTIFACT_FILE_BYTES_MAX} bytes`);
+  }
   return bytes;
 }
 
@@ -144,23 +172,40 @@ async function readJson(path: string): Promise<unknown> {
 export async function loadModel(dir: string): Promise<ModelArtifact> {
   const manifest = await readJson(join(dir, "model.json")) as ManifestJson;
   if (manifest?.format !== ARTIFACT_FORMAT || manifest.version !== ARTIFACT_VERSION) {
-    throw new Error(`model artifact: ${join(dir, "model.json")} is not a ${ARTIFACT_FORMAT} v${ARTIFACT_VERSION} model`);
+    throw new Error(
+      `model artifact: ${
+        join(dir, "model.json")
+      } is not a ${ARTIFACT_FORMAT} v${ARTIFACT_VERSION} model`,
+    );
   }
   const config = manifest.modelConfig;
   validateModelConfig(config);
   const dLayout = deviceLayout(config);
   const eLayout = edgeLayout(config);
-  const expected = [...dLayout.entries.map((e) => `device/${e.name}[${e.shape}]`), ...eLayout.entries.map((e) => `edge/${e.name}[${e.shape}]`)];
+  const expected = [
+    ...dLayout.entries.map((e) => `device/${e.name}[${e.shape}]`),
+    ...eLayout.entries.map((e) => `edge/${e.name}[${e.shape}]`),
+  ];
   const listed = (manifest.weightsManifest?.[0]?.weights ?? []).map((w) => `${w.name}[${w.shape}]`);
-  if (expected.join() !== listed.join()) throw new Error(`model artifact: weights manifest does not match the model config in ${dir}/model.json`);
+  if (expected.join() !== listed.join()) {
+    throw new Error(
+      `model artifact: weights manifest does not match the model config in ${dir}/model.json`,
+    );
+  }
   const metadata = await readJson(join(dir, "metadata.json")) as ModelMetadata;
   const weightBytes = await readLimited(join(dir, "weights.bin"));
   const total = dLayout.totalLength + eLayout.totalLength;
   if (weightBytes.length !== total * 4) {
-    throw new Error(`model artifact: ${dir}/weights.bin has ${weightBytes.length} bytes, expected ${total * 4}`);
+    throw new Error(
+      `model artifact: ${dir}/weights.bin has ${weightBytes.length} bytes, expected ${total * 4}`,
+    );
   }
   const digest = await sha256Hex(weightBytes);
-  if (digest !== metadata.weightsSha256) throw new Error(`model artifact: ${dir}/weights.bin does not match its SHA-256 in metadata.json`);
+  if (digest !== metadata.weightsSha256) {
+    throw new Error(
+      `model artifact: ${dir}/weights.bin does not match its SHA-256 in metadata.json`,
+    );
+  }
   const weights = new Float32Array(weightBytes.slice().buffer);
   const artifact: ModelArtifact = {
     config,

@@ -42,8 +42,14 @@ export interface ClassificationReport {
 const ratio = (a: number, b: number) => (b > 0 ? a / b : 0);
 const f1Of = (p: number, r: number) => (p + r > 0 ? (2 * p * r) / (p + r) : 0);
 
-function checkInputs(scores: Float32Array | Float64Array, isAttack: Uint8Array | Int32Array, where: string) {
-  if (scores.length !== isAttack.length) throw new Error(`${where}: ${scores.length} scores for ${isAttack.length} labels`);
+function checkInputs(
+  scores: Float32Array | Float64Array,
+  isAttack: Uint8Array | Int32Array,
+  where: string,
+) {
+  if (scores.length !== isAttack.length) {
+    throw new Error(`${where}: ${scores.length} scores for ${isAttack.length} labels`);
+  }
   if (scores.length === 0) throw new Error(`${where}: no rows to evaluate`);
   for (let i = 0; i < scores.length; i++) {
     if (!Number.isFinite(scores[i])) throw new Error(`${where}: score ${scores[i]} at row ${i}`);
@@ -51,7 +57,10 @@ function checkInputs(scores: Float32Array | Float64Array, isAttack: Uint8Array |
 }
 
 /** ROC-AUC by the rank statistic (ties get average rank). 0.5 when one class is absent. */
-export function rocAuc(scores: Float32Array | Float64Array, isAttack: Uint8Array | Int32Array): number {
+export function rocAuc(
+  scores: Float32Array | Float64Array,
+  isAttack: Uint8Array | Int32Array,
+): number {
   checkInputs(scores, isAttack, "rocAuc");
   const n = scores.length;
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
@@ -104,7 +113,10 @@ export function binaryMetrics(
 
 /** Threshold maximising F1 on (validation) scores; ties go to the threshold nearest 0.5.
  * Candidates are midpoints between consecutive distinct scores. */
-export function chooseThreshold(scores: Float32Array | Float64Array, isAttack: Uint8Array | Int32Array): number {
+export function chooseThreshold(
+  scores: Float32Array | Float64Array,
+  isAttack: Uint8Array | Int32Array,
+): number {
   checkInputs(scores, isAttack, "chooseThreshold");
   const n = scores.length;
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b] - scores[a]);
@@ -120,7 +132,10 @@ export function chooseThreshold(scores: Float32Array | Float64Array, isAttack: U
     if (next === current) continue; // threshold must fall between distinct scores
     const threshold = Number.isFinite(next) ? (current + next) / 2 : current;
     const f1 = f1Of(ratio(tp, tp + fp), ratio(tp, totalPositives));
-    if (f1 > bestF1 + 1e-12 || (Math.abs(f1 - bestF1) <= 1e-12 && Math.abs(threshold - 0.5) < Math.abs(best - 0.5))) {
+    if (
+      f1 > bestF1 + 1e-12 ||
+      (Math.abs(f1 - bestF1) <= 1e-12 && Math.abs(threshold - 0.5) < Math.abs(best - 0.5))
+    ) {
       bestF1 = f1;
       best = threshold;
     }
@@ -129,17 +144,25 @@ export function chooseThreshold(scores: Float32Array | Float64Array, isAttack: U
 }
 
 /** Argmax metrics from row-major probabilities [rows, classes]. */
-export function multiclassMetrics(probabilities: Float32Array, labels: Int32Array, classNames: readonly string[]): MulticlassMetrics {
+export function multiclassMetrics(
+  probabilities: Float32Array,
+  labels: Int32Array,
+  classNames: readonly string[],
+): MulticlassMetrics {
   const classes = classNames.length;
   const rows = labels.length;
   if (probabilities.length !== rows * classes) {
-    throw new Error(`multiclassMetrics: ${probabilities.length} probabilities for ${rows} x ${classes}`);
+    throw new Error(
+      `multiclassMetrics: ${probabilities.length} probabilities for ${rows} x ${classes}`,
+    );
   }
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   let correct = 0;
   for (let r = 0; r < rows; r++) {
     let arg = 0;
-    for (let c = 1; c < classes; c++) if (probabilities[r * classes + c] > probabilities[r * classes + arg]) arg = c;
+    for (let c = 1; c < classes; c++) {
+      if (probabilities[r * classes + c] > probabilities[r * classes + arg]) arg = c;
+    }
     confusion[labels[r]][arg]++;
     if (arg === labels[r]) correct++;
   }
@@ -171,7 +194,9 @@ export function attackScores(probabilities: Float32Array, classes: number): Floa
 export function formatReport(report: ClassificationReport): string {
   const b = report.binary;
   const pct = (v: number) => (100 * v).toFixed(2);
-  return `acc=${pct(b.accuracy)}% prec=${pct(b.precision)}% rec=${pct(b.recall)}% f1=${pct(b.f1)}% ` +
+  return `acc=${pct(b.accuracy)}% prec=${pct(b.precision)}% rec=${pct(b.recall)}% f1=${
+    pct(b.f1)
+  }% ` +
     `fpr=${pct(b.fpr)}% auc=${b.rocAuc.toFixed(4)} thr=${b.threshold.toFixed(3)} ` +
     `cm=[[${b.confusion[0]}],[${b.confusion[1]}]]` +
     (report.multiclass ? ` macroF1=${pct(report.multiclass.macroF1)}%` : "");

@@ -63,10 +63,14 @@ export function validateModelConfig(config: ModelConfig): void {
   intIn("convLayers", 1, MODEL_LIMITS.convLayersMax);
   intIn("lstmUnits", 1, MODEL_LIMITS.lstmUnitsMax);
   intIn("denseUnits", 0, MODEL_LIMITS.denseUnitsMax);
-  if (typeof config.bidirectional !== "boolean") throw new Error("model config: bidirectional must be boolean");
+  if (typeof config.bidirectional !== "boolean") {
+    throw new Error("model config: bidirectional must be boolean");
+  }
   if (smashedSteps(config) < 1) {
     throw new Error(
-      `model config: ${config.features} features cannot be pooled ${config.convLayers} times (need >= ${2 ** config.convLayers})`,
+      `model config: ${config.features} features cannot be pooled ${config.convLayers} times (need >= ${
+        2 ** config.convLayers
+      })`,
     );
   }
 }

@@ -18,7 +18,9 @@ export const RNN_STEPS_MAX = 4096;
 
 function checkShapes(x: tf.Tensor, W: tf.Tensor, U: tf.Tensor, b: tf.Tensor) {
   if (x.rank !== 3 || W.rank !== 3 || U.rank !== 3 || b.rank !== 2) {
-    throw new Error(`fusedRnn: ranks x=${x.rank} W=${W.rank} U=${U.rank} b=${b.rank}, expected 3,3,3,2`);
+    throw new Error(
+      `fusedRnn: ranks x=${x.rank} W=${W.rank} U=${U.rank} b=${b.rank}, expected 3,3,3,2`,
+    );
   }
   const [batch, steps, inputs] = x.shape;
   const [directions, wInputs, gates] = W.shape;
@@ -31,7 +33,9 @@ function checkShapes(x: tf.Tensor, W: tf.Tensor, U: tf.Tensor, b: tf.Tensor) {
       `fusedRnn: shapes x=[${x.shape}] W=[${W.shape}] U=[${U.shape}] b=[${b.shape}] are inconsistent`,
     );
   }
-  if (steps < 1 || steps > RNN_STEPS_MAX) throw new Error(`fusedRnn: ${steps} steps, limit 1..${RNN_STEPS_MAX}`);
+  if (steps < 1 || steps > RNN_STEPS_MAX) {
+    throw new Error(`fusedRnn: ${steps} steps, limit 1..${RNN_STEPS_MAX}`);
+  }
   return { batch, steps, inputs, directions, units, gates };
 }
 
@@ -49,7 +53,9 @@ function reverseSteps(m: tf.Tensor2D, steps: number): tf.Tensor2D {
   const data = m.dataSync();
   const out = new Float32Array(data.length);
   const block = data.length / steps;
-  for (let t = 0; t < steps; t++) out.set(data.subarray((steps - 1 - t) * block, (steps - t) * block), t * block);
+  for (let t = 0; t < steps; t++) {
+    out.set(data.subarray((steps - 1 - t) * block, (steps - t) * block), t * block);
+  }
   return tf.tensor2d(out, m.shape);
 }
 
@@ -61,7 +67,14 @@ function savedCount(steps: number): number {
 
 /** One direction over all steps. xs: step-major inputs [T*B, D] in this direction's order. All
  * matMuls are 2-D: the wasm BatchMatMul with a batch dimension leaves XNNPACK (40 ms a call). */
-function forwardDirection(xs: tf.Tensor2D, W: tf.Tensor2D, U: tf.Tensor2D, b: tf.Tensor1D, B: number, T: number) {
+function forwardDirection(
+  xs: tf.Tensor2D,
+  W: tf.Tensor2D,
+  U: tf.Tensor2D,
+  b: tf.Tensor1D,
+  B: number,
+  T: number,
+) {
   const H = U.shape[0];
   const G = 4 * H;
   const scale = gateScale(H);
@@ -90,7 +103,12 @@ function forwardDirection(xs: tf.Tensor2D, W: tf.Tensor2D, U: tf.Tensor2D, b: tf
 }
 
 /** BPTT for one direction; returns [dxs (step order), dW, dU, db]. */
-function backwardDirection(dy: tf.Tensor2D, saved: readonly tf.Tensor[], B: number, T: number): tf.Tensor[] {
+function backwardDirection(
+  dy: tf.Tensor2D,
+  saved: readonly tf.Tensor[],
+  B: number,
+  T: number,
+): tf.Tensor[] {
   const [xs, W, U, c0] = saved as tf.Tensor2D[];
   const H = U.shape[0];
   const UT = tf.transpose(U); // [G, H]
@@ -127,47 +145,53 @@ function backwardDirection(dy: tf.Tensor2D, saved: readonly tf.Tensor[], B: numb
   return [dxs, dW, dU, db];
 }
 
-// deno-lint-ignore no-explicit-any
-const fused = tf.customGrad(((
-  x: tf.Tensor3D,
-  W: tf.Tensor3D,
-  U: tf.Tensor3D,
-  b: tf.Tensor2D,
-  save: tf.GradSaveFunc,
-) => {
-  const { batch: B, steps: T, inputs: D, directions: R, units: H, gates: G } = checkShapes(x, W, U, b);
-  const xs0 = tf.transpose(x, [1, 0, 2]).reshape([T * B, D]) as tf.Tensor2D; // step-major
-  const finals: tf.Tensor2D[] = [];
-  const saved: tf.Tensor[] = [];
-  for (let d = 0; d < R; d++) {
-    const xs = d === 0 ? xs0 : reverseSteps(xs0, T); // direction 1 reads the sequence backwards
-    const Wd = W.slice([d, 0, 0], [1, D, G]).reshape([D, G]) as tf.Tensor2D;
-    const Ud = U.slice([d, 0, 0], [1, H, G]).reshape([H, G]) as tf.Tensor2D;
-    const bd = b.slice([d, 0], [1, G]).reshape([G]) as tf.Tensor1D;
-    const run = forwardDirection(xs, Wd, Ud, bd, B, T);
-    finals.push(run.h);
-    saved.push(...run.saved);
-  }
-  // Only kept when a gradient tape is recording (tfjs ignores save otherwise).
-  save(saved);
-  const value = (R === 1 ? finals[0] : tf.concat(finals, 1)) as tf.Tensor2D;
+const fused = tf.customGrad(
+  ((
+    x: tf.Tensor3D,
+    W: tf.Tensor3D,
+    U: tf.Tensor3D,
+    b: tf.Tensor2D,
+    save: tf.GradSaveFunc,
+  ) => {
+    const { batch: B, steps: T, inputs: D, directions: R, units: H, gates: G } = checkShapes(
+      x,
+      W,
+      U,
+      b,
+    );
+    const xs0 = tf.transpose(x, [1, 0, 2]).reshape([T * B, D]) as tf.Tensor2D; // step-major
+    const finals: tf.Tensor2D[] = [];
+    const saved: tf.Tensor[] = [];
+    for (let d = 0; d < R; d++) {
+      const xs = d === 0 ? xs0 : reverseSteps(xs0, T); // direction 1 reads the sequence backwards
+      const Wd = W.slice([d, 0, 0], [1, D, G]).reshape([D, G]) as tf.Tensor2D;
+      const Ud = U.slice([d, 0, 0], [1, H, G]).reshape([H, G]) as tf.Tensor2D;
+      const bd = b.slice([d, 0], [1, G]).reshape([G]) as tf.Tensor1D;
+      const run = forwardDirection(xs, Wd, Ud, bd, B, T);
+      finals.push(run.h);
+      saved.push(...run.saved);
+    }
+    // Only kept when a gradient tape is recording (tfjs ignores save otherwise).
+    save(saved);
+    const value = (R === 1 ? finals[0] : tf.concat(finals, 1)) as tf.Tensor2D;
 
-  const gradFunc = (dy: tf.Tensor2D, kept: tf.Tensor[]) =>
-    tf.tidy(() => {
-      const per = savedCount(T);
-      const grads = Array.from({ length: R }, (_, d) => {
-        const dyd = R === 1 ? dy : dy.slice([0, d * H], [B, H]);
-        return backwardDirection(dyd as tf.Tensor2D, kept.slice(d * per, (d + 1) * per), B, T);
+    const gradFunc = (dy: tf.Tensor2D, kept: tf.Tensor[]) =>
+      tf.tidy(() => {
+        const per = savedCount(T);
+        const grads = Array.from({ length: R }, (_, d) => {
+          const dyd = R === 1 ? dy : dy.slice([0, d * H], [B, H]);
+          return backwardDirection(dyd as tf.Tensor2D, kept.slice(d * per, (d + 1) * per), B, T);
+        });
+        let dxs = grads[0][0] as tf.Tensor2D;
+        if (R === 2) dxs = dxs.add(reverseSteps(grads[1][0] as tf.Tensor2D, T));
+        const dx = tf.transpose(dxs.reshape([T, B, D]), [1, 0, 2]) as tf.Tensor3D;
+        const stackDirections = (k: number) => tf.stack(grads.map((g) => g[k]));
+        return [dx, stackDirections(1), stackDirections(2), stackDirections(3)];
       });
-      let dxs = grads[0][0] as tf.Tensor2D;
-      if (R === 2) dxs = dxs.add(reverseSteps(grads[1][0] as tf.Tensor2D, T));
-      const dx = tf.transpose(dxs.reshape([T, B, D]), [1, 0, 2]) as tf.Tensor3D;
-      const stackDirections = (k: number) => tf.stack(grads.map((g) => g[k]));
-      return [dx, stackDirections(1), stackDirections(2), stackDirections(3)];
-    });
-  return { value, gradFunc };
-  // deno-lint-ignore no-explicit-any
-}) as any) as unknown as (...inputs: tf.Tensor[]) => tf.Tensor2D;
+    return { value, gradFunc };
+    // deno-lint-ignore no-explicit-any
+  }) as any,
+) as unknown as (...inputs: tf.Tensor[]) => tf.Tensor2D;
 
 /** The fused op (forward and gradient). */
 export const fusedRnn: RnnOp = (x, W, U, b) => fused(x, W, U, b);
@@ -177,7 +201,10 @@ export const referenceRnn: RnnOp = (x, W, U, b) => {
   const { batch: B, steps: T, directions: R, units: H } = checkShapes(x, W, U, b);
   const finals: tf.Tensor2D[] = [];
   for (let d = 0; d < R; d++) {
-    const Wd = W.slice([d, 0, 0], [1, W.shape[1], 4 * H]).reshape([W.shape[1], 4 * H]) as tf.Tensor2D;
+    const Wd = W.slice([d, 0, 0], [1, W.shape[1], 4 * H]).reshape([
+      W.shape[1],
+      4 * H,
+    ]) as tf.Tensor2D;
     const Ud = U.slice([d, 0, 0], [1, H, 4 * H]).reshape([H, 4 * H]) as tf.Tensor2D;
     const bd = b.slice([d, 0], [1, 4 * H]).reshape([4 * H]);
     let h: tf.Tensor2D = tf.zeros([B, H]);

@@ -40,7 +40,12 @@ export function permutation(n: number, seed: number): Int32Array {
 }
 
 /** Glorot/Xavier uniform: U(-sqrt(6 / (fanIn + fanOut)), +...). */
-export function glorotUniform(out: Float32Array, fanIn: number, fanOut: number, random: () => number): void {
+export function glorotUniform(
+  out: Float32Array,
+  fanIn: number,
+  fanOut: number,
+  random: () => number,
+): void {
   const limit = Math.sqrt(6 / (fanIn + fanOut));
   for (let i = 0; i < out.length; i++) out[i] = (random() * 2 - 1) * limit;
 }

@@ -12,7 +12,10 @@ export function deviceLayout(config: ModelConfig): ParamLayout {
   const specs = [];
   for (let l = 0; l < config.convLayers; l++) {
     const inChannels = l === 0 ? 1 : config.convFilters;
-    specs.push({ name: `conv${l}.kernel`, shape: [config.convKernelSize, inChannels, config.convFilters] });
+    specs.push({
+      name: `conv${l}.kernel`,
+      shape: [config.convKernelSize, inChannels, config.convFilters],
+    });
     specs.push({ name: `conv${l}.bias`, shape: [config.convFilters] });
   }
   return makeLayout(specs);
@@ -54,7 +57,9 @@ export function initParams(layout: ParamLayout, seed: number): Float32Array {
       glorotUniform(view, fanIn, fanOut, random);
     } else if (entry.name === "rnn.b") {
       const units = shape[1] / 4;
-      for (let d = 0; d < shape[0]; d++) view.fill(1, d * 4 * units + units, d * 4 * units + 2 * units);
+      for (let d = 0; d < shape[0]; d++) {
+        view.fill(1, d * 4 * units + units, d * 4 * units + 2 * units);
+      }
     }
   }
   return flat;
@@ -70,7 +75,11 @@ export class ParamSet {
       throw new Error(`ParamSet: ${flat.length} values for a layout of ${layout.totalLength}`);
     }
     this.variables = layout.entries.map((e) => {
-      const initial = tf.tensor(flat.subarray(e.offset, e.offset + e.size), [...e.shape], "float32");
+      const initial = tf.tensor(
+        flat.subarray(e.offset, e.offset + e.size),
+        [...e.shape],
+        "float32",
+      );
       const variable = tf.variable(initial, true);
       initial.dispose(); // the variable holds its own reference to the data
       return variable;
@@ -85,16 +94,24 @@ export class ParamSet {
   /** A copy of the parameters as one flat vector. */
   read(): Float32Array {
     const flat = new Float32Array(this.layout.totalLength);
-    this.layout.entries.forEach((entry, k) => flat.set(this.tensors[k].dataSync() as Float32Array, entry.offset));
+    this.layout.entries.forEach((entry, k) =>
+      flat.set(this.tensors[k].dataSync() as Float32Array, entry.offset)
+    );
     return flat;
   }
 
   assign(flat: Float32Array): void {
     if (flat.length !== this.layout.totalLength) {
-      throw new Error(`ParamSet.assign: ${flat.length} values for a layout of ${this.layout.totalLength}`);
+      throw new Error(
+        `ParamSet.assign: ${flat.length} values for a layout of ${this.layout.totalLength}`,
+      );
     }
     this.layout.entries.forEach((e, k) => {
-      tf.tidy(() => this.variables[k].assign(tf.tensor(flat.subarray(e.offset, e.offset + e.size), [...e.shape])));
+      tf.tidy(() =>
+        this.variables[k].assign(
+          tf.tensor(flat.subarray(e.offset, e.offset + e.size), [...e.shape]),
+        )
+      );
     });
   }
 
@@ -106,9 +123,15 @@ export class ParamSet {
 }
 
 /** x [batch, features] -> smashed activations [batch, smashedSteps, convFilters]. */
-export function deviceForward(config: ModelConfig, params: readonly tf.Tensor[], x: tf.Tensor2D): tf.Tensor3D {
+export function deviceForward(
+  config: ModelConfig,
+  params: readonly tf.Tensor[],
+  x: tf.Tensor2D,
+): tf.Tensor3D {
   if (x.rank !== 2 || x.shape[1] !== config.features) {
-    throw new Error(`device forward: input shape [${x.shape}], model expects [batch, ${config.features}]`);
+    throw new Error(
+      `device forward: input shape [${x.shape}], model expects [batch, ${config.features}]`,
+    );
   }
   const batch = x.shape[0];
   let h: tf.Tensor3D = x.reshape([batch, config.features, 1]);
@@ -118,7 +141,12 @@ export function deviceForward(config: ModelConfig, params: readonly tf.Tensor[],
     const y = tf.relu(tf.conv1d(h, kernel, 1, "same").add(bias)) as tf.Tensor3D;
     const length = y.shape[1];
     // tf.maxPool over [length, 1]: its gradient is ~5x faster than reshape().max() on wasm.
-    const pooled = tf.maxPool(y.reshape([batch, length, 1, config.convFilters]) as tf.Tensor4D, [2, 1], [2, 1], "valid");
+    const pooled = tf.maxPool(
+      y.reshape([batch, length, 1, config.convFilters]) as tf.Tensor4D,
+      [2, 1],
+      [2, 1],
+      "valid",
+    );
     h = pooled.reshape([batch, Math.floor(length / 2), config.convFilters]);
   }
   return h;
@@ -133,7 +161,9 @@ export function edgeForward(
 ): tf.Tensor2D {
   const steps = smashedSteps(config);
   if (smashed.rank !== 3 || smashed.shape[1] !== steps || smashed.shape[2] !== config.convFilters) {
-    throw new Error(`edge forward: activations [${smashed.shape}], model expects [batch, ${steps}, ${config.convFilters}]`);
+    throw new Error(
+      `edge forward: activations [${smashed.shape}], model expects [batch, ${steps}, ${config.convFilters}]`,
+    );
   }
   const [W, U, b] = params as [tf.Tensor3D, tf.Tensor3D, tf.Tensor2D];
   let h: tf.Tensor2D = rnn(smashed, W, U, b);
@@ -146,7 +176,11 @@ export function edgeForward(
 }
 
 /** Mean cross-entropy of logits against integer labels (binary: 0 normal / 1 attack). */
-export function lossFromLogits(config: ModelConfig, logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+export function lossFromLogits(
+  config: ModelConfig,
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+): tf.Scalar {
   if (config.classes === 2) {
     const z = logits.reshape([-1]);
     const y = labels.toFloat();
@@ -172,11 +206,17 @@ export function describeModel(config: ModelConfig): string {
   const edge = edgeLayout(config);
   const lines = [
     `device CNN: ${config.convLayers} x Conv1D(${config.convFilters}, k=${config.convKernelSize}) + ReLU + MaxPool(2); ` +
-    `input [batch, ${config.features}] -> smashed [batch, ${smashedSteps(config)}, ${config.convFilters}]; ${dev.totalLength} parameters`,
+    `input [batch, ${config.features}] -> smashed [batch, ${
+      smashedSteps(config)
+    }, ${config.convFilters}]; ${dev.totalLength} parameters`,
     `edge: ${config.bidirectional ? "BiLSTM" : "LSTM"}(${config.lstmUnits}) -> ` +
-    `${config.denseUnits > 0 ? `Dense(${config.denseUnits}, relu) -> ` : ""}Dense(${outputUnits(config)}, ` +
+    `${config.denseUnits > 0 ? `Dense(${config.denseUnits}, relu) -> ` : ""}Dense(${
+      outputUnits(config)
+    }, ` +
     `${config.classes === 2 ? "sigmoid" : "softmax"}); ${edge.totalLength} parameters`,
   ];
-  for (const e of [...dev.entries, ...edge.entries]) lines.push(`  ${e.name.padEnd(14)} [${e.shape.join(", ")}]`);
+  for (const e of [...dev.entries, ...edge.entries]) {
+    lines.push(`  ${e.name.padEnd(14)} [${e.shape.join(", ")}]`);
+  }
   return lines.join("\n");
 }

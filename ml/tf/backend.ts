@@ -30,11 +30,15 @@ let loadedBackend: BackendName | null = null;
 
 /** Loads tfjs once and selects the backend. Calling again with another backend is an error:
  * tfjs holds one global engine per process/worker. */
-export function initTensorflow(options: TensorflowOptions = {}): Promise<{ tf: typeof TF; info: TensorflowInfo }> {
+export function initTensorflow(
+  options: TensorflowOptions = {},
+): Promise<{ tf: typeof TF; info: TensorflowInfo }> {
   const backend = options.backend ?? "wasm";
   if (loaded) {
     if (loadedBackend !== backend) {
-      return Promise.reject(new Error(`tfjs already initialised with backend ${loadedBackend}, not ${backend}`));
+      return Promise.reject(
+        new Error(`tfjs already initialised with backend ${loadedBackend}, not ${backend}`),
+      );
     }
     return loaded;
   }
@@ -80,7 +84,9 @@ function serveEmbeddedWasm(
   for (const file of WASM_FILES) {
     // Fall back to the SIMD build for every variant: Deno/Bun report IS_NODE, which disables threads.
     const name = binaries[file] ? file : "tfjs-backend-wasm-simd.wasm";
-    if (!binaries[name]) throw new Error(`embedded wasm binaries lack ${file} and the SIMD fallback`);
+    if (!binaries[name]) {
+      throw new Error(`embedded wasm binaries lack ${file} and the SIMD fallback`);
+    }
     paths[file] = `embedded:${name}`;
   }
   const platform = tf.env().platform;

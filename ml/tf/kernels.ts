@@ -95,7 +95,9 @@ export function registerConv2DBackpropFilter(tf: Tf): void {
         dimRoundingMode?: "floor" | "round" | "ceil";
         filterShape: [number, number, number, number];
       };
-      if (dataFormat !== "NHWC") throw new Error(`Conv2DBackpropFilter on wasm: ${dataFormat} is not supported`);
+      if (dataFormat !== "NHWC") {
+        throw new Error(`Conv2DBackpropFilter on wasm: ${dataFormat} is not supported`);
+      }
       const info = tf.backend_util.computeConv2DInfo(
         x.shape as [number, number, number, number],
         filterShape,
@@ -113,7 +115,14 @@ export function registerConv2DBackpropFilter(tf: Tf): void {
       const dw = backend.typedArrayFromHeap(out) as Float32Array;
       dw.fill(0);
       const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
-      const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+      const {
+        filterHeight,
+        filterWidth,
+        strideHeight,
+        strideWidth,
+        dilationHeight,
+        dilationWidth,
+      } = info;
       const top = info.padInfo.top;
       const left = info.padInfo.left;
       for (let b = 0; b < batchSize; b++) {

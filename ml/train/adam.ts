@@ -34,14 +34,20 @@ export class Adam {
   /** Applies one update; throws (weights untouched) if any gradient is not finite. */
   apply(grads: readonly tf.Tensor[], where: string): void {
     const vars = this.params.variables;
-    if (grads.length !== vars.length) throw new Error(`${where}: ${grads.length} gradients for ${vars.length} parameters`);
+    if (grads.length !== vars.length) {
+      throw new Error(`${where}: ${grads.length} gradients for ${vars.length} parameters`);
+    }
     assertFiniteTensors(grads, this.params.layout.entries.map((e) => e.name), `${where}: gradient`);
     this.#steps++;
     const t = this.#steps;
     const stepSize = this.#lr * Math.sqrt(1 - this.#beta2 ** t) / (1 - this.#beta1 ** t);
     for (let k = 0; k < vars.length; k++) {
       if (!shapesEqual(grads[k].shape, vars[k].shape)) {
-        throw new Error(`${where}: gradient of ${this.params.layout.entries[k].name} has shape [${grads[k].shape}]`);
+        throw new Error(
+          `${where}: gradient of ${this.params.layout.entries[k].name} has shape [${
+            grads[k].shape
+          }]`,
+        );
       }
       const [m, v] = tf.tidy(() => {
         const g = grads[k];
@@ -67,7 +73,11 @@ function shapesEqual(a: readonly number[], b: readonly number[]) {
 }
 
 /** One device sync for all tensors: sum(x * 0) is 0 iff every element of x is finite. */
-export function assertFiniteTensors(tensors: readonly tf.Tensor[], names: readonly string[], where: string): void {
+export function assertFiniteTensors(
+  tensors: readonly tf.Tensor[],
+  names: readonly string[],
+  where: string,
+): void {
   const flags = tf.tidy(() => tf.stack(tensors.map((t) => t.mul(0).sum())));
   const values = flags.dataSync();
   flags.dispose();

@@ -15,28 +15,40 @@ export interface Batch {
 
 /** Throws naming `where` when the matrix cannot feed the model (feature count, classes, NaN,
  * emptiness). Returns the labels in the model's class space (binary: 0 normal / 1 attack). */
-export function checkMatrixForModel(config: ModelConfig, m: LabeledMatrix, where: string): Int32Array {
+export function checkMatrixForModel(
+  config: ModelConfig,
+  m: LabeledMatrix,
+  where: string,
+): Int32Array {
   const columns = m.featureNames.length;
   if (columns !== config.features) {
     throw new Error(`${where}: data has ${columns} features, model expects ${config.features}`);
   }
   if (m.rows === 0) throw new Error(`${where}: empty partition (0 rows)`);
   if (m.features.length !== m.rows * columns || m.labels.length !== m.rows) {
-    throw new Error(`${where}: ${m.features.length} values / ${m.labels.length} labels for ${m.rows} x ${columns}`);
+    throw new Error(
+      `${where}: ${m.features.length} values / ${m.labels.length} labels for ${m.rows} x ${columns}`,
+    );
   }
   const bad = firstNonFinite(m.features);
   if (bad >= 0) {
     throw new Error(
-      `${where}: non-finite value ${m.features[bad]} at row ${Math.floor(bad / columns)}, column ${m.featureNames[bad % columns]}`,
+      `${where}: non-finite value ${m.features[bad]} at row ${Math.floor(bad / columns)}, column ${
+        m.featureNames[bad % columns]
+      }`,
     );
   }
   if (config.classes !== 2 && m.classNames.length !== config.classes) {
-    throw new Error(`${where}: data has ${m.classNames.length} classes, model expects ${config.classes}`);
+    throw new Error(
+      `${where}: data has ${m.classNames.length} classes, model expects ${config.classes}`,
+    );
   }
   const labels = new Int32Array(m.rows);
   for (let r = 0; r < m.rows; r++) {
     const label = m.labels[r];
-    if (!(label >= 0 && label < m.classNames.length)) throw new Error(`${where}: label ${label} at row ${r} out of range`);
+    if (!(label >= 0 && label < m.classNames.length)) {
+      throw new Error(`${where}: label ${label} at row ${r} out of range`);
+    }
     labels[r] = config.classes === 2 ? (label === 0 ? 0 : 1) : label;
   }
   return labels;

@@ -28,7 +28,10 @@ scope.onmessage = async (event) => {
       const { runLocalTask } = await import("./local.ts");
       const data = new Map<number, { matrix: LabeledMatrix; labels: Int32Array }>();
       for (const p of message.partitions) {
-        data.set(p.deviceIndex, { matrix: p.data, labels: checkMatrixForModel(message.config, p.data, `device ${p.deviceIndex}`) });
+        data.set(p.deviceIndex, {
+          matrix: p.data,
+          labels: checkMatrixForModel(message.config, p.data, `device ${p.deviceIndex}`),
+        });
       }
       state = { config: message.config, options: message.options, data, runLocalTask };
       scope.postMessage({ type: "ready" });
@@ -38,7 +41,9 @@ scope.onmessage = async (event) => {
     const s = state;
     const results = message.tasks.map((task) => {
       const entry = s.data.get(task.deviceIndex);
-      if (!entry) throw new Error(`device worker: device ${task.deviceIndex} is not assigned to this worker`);
+      if (!entry) {
+        throw new Error(`device worker: device ${task.deviceIndex} is not assigned to this worker`);
+      }
       return s.runLocalTask(s.config, entry.matrix, entry.labels, task, s.options);
     });
     scope.postMessage(
@@ -46,6 +51,10 @@ scope.onmessage = async (event) => {
       results.flatMap((r) => [r.device.buffer, r.edge.buffer]) as Transferable[],
     );
   } catch (error) {
-    scope.postMessage({ type: "error", id: message.type === "run" ? message.id : null, message: (error as Error).message });
+    scope.postMessage({
+      type: "error",
+      id: message.type === "run" ? message.id : null,
+      message: (error as Error).message,
+    });
   }
 };

@@ -4,7 +4,14 @@ import * as tf from "@tensorflow/tfjs";
 import type { LabeledMatrix } from "../data/types.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { assertFlatParams } from "../model/params.ts";
-import { deviceForward, deviceLayout, edgeForward, edgeLayout, ParamSet, probabilities } from "../model/split_model.ts";
+import {
+  deviceForward,
+  deviceLayout,
+  edgeForward,
+  edgeLayout,
+  ParamSet,
+  probabilities,
+} from "../model/split_model.ts";
 import {
   attackScores,
   binaryMetrics,
@@ -46,7 +53,10 @@ export class Predictor {
     for (let start = 0; start < rows; start += PREDICT_BATCH_ROWS) {
       const n = Math.min(PREDICT_BATCH_ROWS, rows - start);
       const p = tf.tidy(() => {
-        const x = tf.tensor2d(features.subarray(start * columns, (start + n) * columns), [n, columns]);
+        const x = tf.tensor2d(features.subarray(start * columns, (start + n) * columns), [
+          n,
+          columns,
+        ]);
         const smashed = deviceForward(this.config, this.#device.tensors, x);
         return probabilities(this.config, edgeForward(this.config, this.#edge.tensors, smashed));
       });
@@ -63,7 +73,11 @@ export class Predictor {
 }
 
 /** Mean cross-entropy and accuracy (argmax) of probabilities against model-space labels. */
-export function lossAndAccuracy(probs: Float32Array, labels: Int32Array, classes: number): { loss: number; accuracy: number } {
+export function lossAndAccuracy(
+  probs: Float32Array,
+  labels: Int32Array,
+  classes: number,
+): { loss: number; accuracy: number } {
   let loss = 0;
   let correct = 0;
   for (let r = 0; r < labels.length; r++) {
@@ -105,7 +119,10 @@ export function evaluateSplits(
   const validationLabels = checkMatrixForModel(config, validation, "validation split");
   const testLabels = checkMatrixForModel(config, test, "test split");
   const validationProbs = predictor.probabilities(validation.features, validation.rows);
-  const threshold = chooseThreshold(attackScores(validationProbs, classes), validationLabels.map((y) => (y > 0 ? 1 : 0)));
+  const threshold = chooseThreshold(
+    attackScores(validationProbs, classes),
+    validationLabels.map((y) => (y > 0 ? 1 : 0)),
+  );
   const testProbs = predictor.probabilities(test.features, test.rows);
   return {
     threshold,
@@ -122,7 +139,11 @@ export function buildReport(
   threshold: number,
 ): ClassificationReport {
   const classes = Math.max(2, config.classes);
-  const binary = binaryMetrics(attackScores(probs, classes), labels.map((y) => (y > 0 ? 1 : 0)), threshold);
+  const binary = binaryMetrics(
+    attackScores(probs, classes),
+    labels.map((y) => (y > 0 ? 1 : 0)),
+    threshold,
+  );
   return {
     rows: labels.length,
     binary,

@@ -4,7 +4,14 @@ import * as tf from "@tensorflow/tfjs";
 import type { LabeledMatrix } from "../data/types.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { deriveSeed } from "../model/random.ts";
-import { deviceForward, deviceLayout, edgeForward, edgeLayout, lossFromLogits, ParamSet } from "../model/split_model.ts";
+import {
+  deviceForward,
+  deviceLayout,
+  edgeForward,
+  edgeLayout,
+  lossFromLogits,
+  ParamSet,
+} from "../model/split_model.ts";
 import { assertFlatParams } from "../model/params.ts";
 import { Adam } from "./adam.ts";
 import { type Batch, shuffledBatches } from "./batches.ts";
@@ -57,7 +64,14 @@ export function trainSplitEpochs(
   let lossSum = 0;
   let steps = 0;
   for (let epoch = 0; epoch < options.epochs; epoch++) {
-    for (const batch of shuffledBatches(data, labels, options.batchSize, batchSeed(options.seed, round, deviceIndex, epoch))) {
+    for (
+      const batch of shuffledBatches(
+        data,
+        labels,
+        options.batchSize,
+        batchSeed(options.seed, round, deviceIndex, epoch),
+      )
+    ) {
       const message = device.forward(batch, round, steps);
       const { reply, loss } = edge.step(message, `edge for device ${deviceIndex}`);
       device.backward(reply);
@@ -74,12 +88,21 @@ export class FullModelTrainer {
   readonly edge: ParamSet;
   readonly #optimizers: [Adam, Adam];
 
-  constructor(readonly config: ModelConfig, device: Float32Array, edge: Float32Array, learningRate: number, readonly name: string) {
+  constructor(
+    readonly config: ModelConfig,
+    device: Float32Array,
+    edge: Float32Array,
+    learningRate: number,
+    readonly name: string,
+  ) {
     assertFlatParams(device, deviceLayout(config), `${name}: device parameters`);
     assertFlatParams(edge, edgeLayout(config), `${name}: edge parameters`);
     this.device = new ParamSet(deviceLayout(config), device);
     this.edge = new ParamSet(edgeLayout(config), edge);
-    this.#optimizers = [new Adam(this.device, { learningRate }), new Adam(this.edge, { learningRate })];
+    this.#optimizers = [
+      new Adam(this.device, { learningRate }),
+      new Adam(this.edge, { learningRate }),
+    ];
   }
 
   /** Loss and gradients (device then edge, layout order); the caller disposes the gradients. */
@@ -89,7 +112,16 @@ export class FullModelTrainer {
     try {
       const params = [...this.device.tensors, ...this.edge.tensors];
       const { value, grads } = tf.engine().gradients(
-        () => lossFromLogits(this.config, edgeForward(this.config, this.edge.tensors, deviceForward(this.config, this.device.tensors, x)), y),
+        () =>
+          lossFromLogits(
+            this.config,
+            edgeForward(
+              this.config,
+              this.edge.tensors,
+              deviceForward(this.config, this.device.tensors, x),
+            ),
+            y,
+          ),
         params,
       );
       const loss = value.dataSync()[0];
@@ -131,8 +163,14 @@ export function runLocalTask(
 ): LocalResult {
   const name = `device ${task.deviceIndex}`;
   if (task.mode === "splitfed-v1") {
-    const device = new DeviceSide(config, task.device, { learningRate: options.learningRate, name });
-    const edge = new EdgeSide(config, task.edge, { learningRate: options.learningRate, name: `edge copy for ${name}` });
+    const device = new DeviceSide(config, task.device, {
+      learningRate: options.learningRate,
+      name,
+    });
+    const edge = new EdgeSide(config, task.edge, {
+      learningRate: options.learningRate,
+      name: `edge copy for ${name}`,
+    });
     try {
       const r = trainSplitEpochs(device, edge, data, labels, task.round, task.deviceIndex, options);
       return {
@@ -154,7 +192,14 @@ export function runLocalTask(
     let lossSum = 0;
     let steps = 0;
     for (let epoch = 0; epoch < options.epochs; epoch++) {
-      for (const batch of shuffledBatches(data, labels, options.batchSize, batchSeed(options.seed, task.round, task.deviceIndex, epoch))) {
+      for (
+        const batch of shuffledBatches(
+          data,
+          labels,
+          options.batchSize,
+          batchSeed(options.seed, task.round, task.deviceIndex, epoch),
+        )
+      ) {
         lossSum += trainer.step(batch);
         steps++;
       }

@@ -16,7 +16,13 @@ import type { ClassificationReport } from "../metrics/classification.ts";
 import { checkMatrixForModel, shuffledBatches } from "./batches.ts";
 import { evaluateSplits, Predictor } from "./evaluate.ts";
 import { type DeviceExecutor, InProcessExecutor } from "./executor.ts";
-import { batchSeed, FullModelTrainer, type LocalResult, type LocalTrainOptions, trainSplitEpochs } from "./local.ts";
+import {
+  batchSeed,
+  FullModelTrainer,
+  type LocalResult,
+  type LocalTrainOptions,
+  trainSplitEpochs,
+} from "./local.ts";
 import { residentMemoryMB } from "./memory.ts";
 import { DeviceSide, EdgeSide } from "./split_step.ts";
 
@@ -57,7 +63,11 @@ export interface RoundReport {
 
 /** Combines the devices' updates into the next global model. Default: FedAvg weighted by
  * samples. The ledger plugs in here (validators score and filter updates before averaging). */
-export type Aggregator = (updates: readonly LocalResult[], round: number, current: GlobalModel) => Promise<GlobalModel>;
+export type Aggregator = (
+  updates: readonly LocalResult[],
+  round: number,
+  current: GlobalModel,
+) => Promise<GlobalModel>;
 
 export const fedAvgAggregator: Aggregator = (updates) =>
   Promise.resolve({
@@ -85,14 +95,20 @@ export interface TrainingResult {
 
 export function validateTrainingOptions(options: TrainingOptions): void {
   validateModelConfig(options.model);
-  if (!TRAINING_MODES.includes(options.mode)) throw new Error(`training mode ${options.mode} is not one of ${TRAINING_MODES}`);
+  if (!TRAINING_MODES.includes(options.mode)) {
+    throw new Error(`training mode ${options.mode} is not one of ${TRAINING_MODES}`);
+  }
   const intIn = (name: string, value: number, min: number, max: number) => {
-    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`training: ${name}=${value} outside ${min}..${max}`);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new Error(`training: ${name}=${value} outside ${min}..${max}`);
+    }
   };
   intIn("rounds", options.rounds, 1, TRAINING_LIMITS.roundsMax);
   intIn("localEpochs", options.localEpochs, 1, TRAINING_LIMITS.epochsMax);
   intIn("seed", options.seed, 0, 0xffffffff);
-  if (!(options.learningRate > 0 && options.learningRate < 10)) throw new Error(`training: learning rate ${options.learningRate}`);
+  if (!(options.learningRate > 0 && options.learningRate < 10)) {
+    throw new Error(`training: learning rate ${options.learningRate}`);
+  }
 }
 
 export function initialModel(config: ModelConfig, seed: number): GlobalModel {
@@ -107,7 +123,9 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
   validateTrainingOptions(options);
   const config = options.model;
   if (partitions.length === 0 || partitions.length > TRAINING_LIMITS.devicesMax) {
-    throw new Error(`training: ${partitions.length} devices, limit 1..${TRAINING_LIMITS.devicesMax}`);
+    throw new Error(
+      `training: ${partitions.length} devices, limit 1..${TRAINING_LIMITS.devicesMax}`,
+    );
   }
   const labels = partitions.map((p, k) => checkMatrixForModel(config, p, `device ${k} partition`));
   checkMatrixForModel(config, input.validation, "validation split");
@@ -196,10 +214,23 @@ function trainSplitFedV2Round(
   let lossSum = 0, steps = 0, samples = 0;
   try {
     // Devices take turns in a seeded order, so no device is always last (closest to the average).
-    for (const deviceIndex of permutation(partitions.length, deriveSeed(local.seed, round, 0x5f2))) {
-      const device = new DeviceSide(config, model.device, { learningRate: local.learningRate, name: `device ${deviceIndex}` });
+    for (
+      const deviceIndex of permutation(partitions.length, deriveSeed(local.seed, round, 0x5f2))
+    ) {
+      const device = new DeviceSide(config, model.device, {
+        learningRate: local.learningRate,
+        name: `device ${deviceIndex}`,
+      });
       try {
-        const r = trainSplitEpochs(device, edge, partitions[deviceIndex], labels[deviceIndex], round, deviceIndex, local);
+        const r = trainSplitEpochs(
+          device,
+          edge,
+          partitions[deviceIndex],
+          labels[deviceIndex],
+          round,
+          deviceIndex,
+          local,
+        );
         lossSum += r.lossSum;
         steps += r.steps;
         samples += r.samples;
@@ -238,16 +269,34 @@ function trainCentralizedRound(
     allLabels.set(l, at);
     at += l.length;
   }
-  const trainer = new FullModelTrainer(config, model.device, model.edge, local.learningRate, "centralized");
+  const trainer = new FullModelTrainer(
+    config,
+    model.device,
+    model.edge,
+    local.learningRate,
+    "centralized",
+  );
   let lossSum = 0, steps = 0;
   try {
     for (let epoch = 0; epoch < local.epochs; epoch++) {
-      for (const batch of shuffledBatches(all, allLabels, local.batchSize, batchSeed(local.seed, round, 0xcafe, epoch))) {
+      for (
+        const batch of shuffledBatches(
+          all,
+          allLabels,
+          local.batchSize,
+          batchSeed(local.seed, round, 0xcafe, epoch),
+        )
+      ) {
         lossSum += trainer.step(batch);
         steps++;
       }
     }
-    return { model: { device: trainer.device.read(), edge: trainer.edge.read() }, lossSum, steps, samples: all.rows };
+    return {
+      model: { device: trainer.device.read(), edge: trainer.edge.read() },
+      lossSum,
+      steps,
+      samples: all.rows,
+    };
   } finally {
     trainer.dispose();
   }

@@ -8,7 +8,14 @@
 import * as tf from "@tensorflow/tfjs";
 import { type ModelConfig, smashedSteps } from "../model/config.ts";
 import { assertFlatParams } from "../model/params.ts";
-import { deviceForward, deviceLayout, edgeForward, edgeLayout, lossFromLogits, ParamSet } from "../model/split_model.ts";
+import {
+  deviceForward,
+  deviceLayout,
+  edgeForward,
+  edgeLayout,
+  lossFromLogits,
+  ParamSet,
+} from "../model/split_model.ts";
 import { decodeMessage, encodeMessage, expectFrame } from "../wire/frame.ts";
 import { Adam, assertFiniteTensors } from "./adam.ts";
 import type { Batch } from "./batches.ts";
@@ -40,10 +47,16 @@ export class DeviceSide {
 
   /** Device forward: returns the message for the edge (activations + labels frames). */
   forward(batch: Batch, round: number, step: number): Uint8Array {
-    if (this.#pending) throw new Error(`${this.options.name}: forward called before the previous backward`);
+    if (this.#pending) {
+      throw new Error(`${this.options.name}: forward called before the previous backward`);
+    }
     const { features, rows } = batch;
-    if (rows < 1 || features.length !== rows * this.config.features || batch.labels.length !== rows) {
-      throw new Error(`${this.options.name}: batch of ${features.length} values / ${batch.labels.length} labels for ${rows} x ${this.config.features}`);
+    if (
+      rows < 1 || features.length !== rows * this.config.features || batch.labels.length !== rows
+    ) {
+      throw new Error(
+        `${this.options.name}: batch of ${features.length} values / ${batch.labels.length} labels for ${rows} x ${this.config.features}`,
+      );
     }
     const x = tf.tensor2d(features, [rows, this.config.features]);
     const smashed = tf.tidy(() => deviceForward(this.config, this.params.tensors, x));
@@ -58,7 +71,11 @@ export class DeviceSide {
       ]);
     } catch (error) {
       this.#dropPending();
-      throw new Error(`${this.options.name}: device forward produced bad activations: ${(error as Error).message}`);
+      throw new Error(
+        `${this.options.name}: device forward produced bad activations: ${
+          (error as Error).message
+        }`,
+      );
     }
   }
 
@@ -146,25 +163,42 @@ export class EdgeSide {
   gradients(message: Uint8Array, where: string): EdgeStepResult & { grads: tf.Tensor[] } {
     const frames = decodeMessage(message, where);
     const first = frames[0];
-    const activations = expectFrame(frames, "activations", { round: first.round, step: first.step, rank: 3, dtype: "float32" }, where);
-    const labels = expectFrame(frames, "labels", { round: first.round, step: first.step, rank: 1, dtype: "int32" }, where);
+    const activations = expectFrame(frames, "activations", {
+      round: first.round,
+      step: first.step,
+      rank: 3,
+      dtype: "float32",
+    }, where);
+    const labels = expectFrame(frames, "labels", {
+      round: first.round,
+      step: first.step,
+      rank: 1,
+      dtype: "int32",
+    }, where);
     const [rows, steps, channels] = activations.shape;
     if (steps !== smashedSteps(this.config) || channels !== this.config.convFilters) {
       throw new Error(
-        `${where}: activations [${activations.shape}], edge model expects [batch, ${smashedSteps(this.config)}, ${this.config.convFilters}]`,
+        `${where}: activations [${activations.shape}], edge model expects [batch, ${
+          smashedSteps(this.config)
+        }, ${this.config.convFilters}]`,
       );
     }
-    if (labels.shape[0] !== rows) throw new Error(`${where}: ${labels.shape[0]} labels for ${rows} activation rows`);
+    if (labels.shape[0] !== rows) {
+      throw new Error(`${where}: ${labels.shape[0]} labels for ${rows} activation rows`);
+    }
     const labelCount = this.config.classes === 2 ? 2 : this.config.classes;
     for (let i = 0; i < rows; i++) {
       const y = labels.data[i];
-      if (!(y >= 0 && y < labelCount)) throw new Error(`${where}: label ${y} at row ${i} outside 0..${labelCount - 1}`);
+      if (!(y >= 0 && y < labelCount)) {
+        throw new Error(`${where}: label ${y} at row ${i} outside 0..${labelCount - 1}`);
+      }
     }
     const smashed = tf.tensor3d(activations.data as Float32Array, [rows, steps, channels]);
     const y = tf.tensor1d(labels.data as Int32Array, "int32");
     try {
       const { value, grads } = tf.engine().gradients(
-        () => lossFromLogits(this.config, edgeForward(this.config, this.params.tensors, smashed), y),
+        () =>
+          lossFromLogits(this.config, edgeForward(this.config, this.params.tensors, smashed), y),
         [smashed, ...this.params.tensors],
       );
       const loss = value.dataSync()[0];
@@ -172,7 +206,11 @@ export class EdgeSide {
       const [dSmashed, ...edgeGrads] = grads;
       try {
         if (!Number.isFinite(loss)) throw new Error(`${where}: loss is ${loss}`);
-        assertFiniteTensors(edgeGrads, this.params.layout.entries.map((e) => e.name), `${where}: edge gradient`);
+        assertFiniteTensors(
+          edgeGrads,
+          this.params.layout.entries.map((e) => e.name),
+          `${where}: edge gradient`,
+        );
         const reply = encodeMessage([{
           kind: "gradients",
           round: first.round,

@@ -39,7 +39,9 @@ export class WorkerExecutor implements DeviceExecutor {
   ): Promise<WorkerExecutor> {
     const count = Math.min(executorOptions.workers, partitions.length);
     if (!Number.isInteger(count) || count < 1 || count > WORKERS_MAX) {
-      throw new Error(`worker executor: ${executorOptions.workers} workers, limit 1..${WORKERS_MAX}`);
+      throw new Error(
+        `worker executor: ${executorOptions.workers} workers, limit 1..${WORKERS_MAX}`,
+      );
     }
     partitions.forEach((p, k) => checkMatrixForModel(config, p, `device ${k}`));
     const create = executorOptions.createWorker ??
@@ -50,25 +52,31 @@ export class WorkerExecutor implements DeviceExecutor {
     for (let w = 0; w < count; w++) {
       const worker = create(url, `device-worker-${w}`);
       executor.#workers.push(worker);
-      ready.push(new Promise<void>((resolve, reject) => {
-        worker.onmessage = (event: MessageEvent<FromWorker>) => {
-          const m = event.data;
-          if (m.type === "ready") resolve();
-          else if (m.type === "error" && m.id === null) reject(new Error(`device worker ${w}: ${m.message}`));
-          else executor.#settle(w, m);
-        };
-        worker.onerror = (event: ErrorEvent) => {
-          event.preventDefault?.();
-          const error = new Error(`device worker ${w} crashed: ${event.message}`);
-          reject(error);
-          executor.#failAll(error);
-        };
-      }));
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          worker.onmessage = (event: MessageEvent<FromWorker>) => {
+            const m = event.data;
+            if (m.type === "ready") resolve();
+            else if (m.type === "error" && m.id === null) {
+              reject(new Error(`device worker ${w}: ${m.message}`));
+            } else executor.#settle(w, m);
+          };
+          worker.onerror = (event: ErrorEvent) => {
+            event.preventDefault?.();
+            const error = new Error(`device worker ${w} crashed: ${event.message}`);
+            reject(error);
+            executor.#failAll(error);
+          };
+        }),
+      );
       const message: ToWorker = {
         type: "init",
         config,
         options,
-        partitions: partitions.flatMap((data, deviceIndex) => (deviceIndex % count === w ? [{ deviceIndex, data }] : [])),
+        partitions: partitions.flatMap((
+          data,
+          deviceIndex,
+        ) => (deviceIndex % count === w ? [{ deviceIndex, data }] : [])),
         wasmBinaries: executorOptions.wasmBinaries,
       };
       worker.postMessage(message);

@@ -31,8 +31,22 @@ export interface FrameLimits {
 export const DEFAULT_FRAME_LIMITS: FrameLimits = { elementsMax: 1 << 24, framesMax: 8 };
 
 export type Frame =
-  | { kind: FrameKindName; round: number; step: number; shape: number[]; dtype: "float32"; data: Float32Array }
-  | { kind: FrameKindName; round: number; step: number; shape: number[]; dtype: "int32"; data: Int32Array };
+  | {
+    kind: FrameKindName;
+    round: number;
+    step: number;
+    shape: number[];
+    dtype: "float32";
+    data: Float32Array;
+  }
+  | {
+    kind: FrameKindName;
+    round: number;
+    step: number;
+    shape: number[];
+    dtype: "int32";
+    data: Int32Array;
+  };
 
 /** Thrown for any malformed or unacceptable frame; `where` names the peer/context. */
 export class FrameError extends Error {
@@ -44,7 +58,9 @@ if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
 }
 
 function checkU32(value: number, what: string) {
-  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new FrameError(`${what}=${value} is not a u32`);
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new FrameError(`${what}=${value} is not a u32`);
+  }
 }
 
 export function frameBytes(frame: Frame): number {
@@ -52,7 +68,10 @@ export function frameBytes(frame: Frame): number {
 }
 
 /** Encodes frames back to back into one message. Float payloads must be finite. */
-export function encodeMessage(frames: readonly Frame[], limits: FrameLimits = DEFAULT_FRAME_LIMITS): Uint8Array {
+export function encodeMessage(
+  frames: readonly Frame[],
+  limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+): Uint8Array {
   if (frames.length === 0 || frames.length > limits.framesMax) {
     throw new FrameError(`message has ${frames.length} frames, limit 1..${limits.framesMax}`);
   }
@@ -62,12 +81,18 @@ export function encodeMessage(frames: readonly Frame[], limits: FrameLimits = DE
   let offset = 0;
   for (const frame of frames) {
     const rank = frame.shape.length;
-    if (rank < 1 || rank > FRAME_RANK_MAX) throw new FrameError(`${frame.kind}: rank ${rank}, limit 1..${FRAME_RANK_MAX}`);
+    if (rank < 1 || rank > FRAME_RANK_MAX) {
+      throw new FrameError(`${frame.kind}: rank ${rank}, limit 1..${FRAME_RANK_MAX}`);
+    }
     const count = frame.shape.reduce((a, b) => a * b, 1);
     if (!frame.shape.every((d) => Number.isInteger(d) && d > 0) || count !== frame.data.length) {
-      throw new FrameError(`${frame.kind}: shape [${frame.shape}] does not match ${frame.data.length} values`);
+      throw new FrameError(
+        `${frame.kind}: shape [${frame.shape}] does not match ${frame.data.length} values`,
+      );
     }
-    if (count > limits.elementsMax) throw new FrameError(`${frame.kind}: ${count} elements, limit ${limits.elementsMax}`);
+    if (count > limits.elementsMax) {
+      throw new FrameError(`${frame.kind}: ${count} elements, limit ${limits.elementsMax}`);
+    }
     checkU32(frame.round, "round");
     checkU32(frame.step, "step");
     if (frame.dtype === "float32") assertFinite(frame.data, `encode ${frame.kind}`);
@@ -80,31 +105,46 @@ export function encodeMessage(frames: readonly Frame[], limits: FrameLimits = DE
     view.setUint32(offset + 12, frame.step, true);
     frame.shape.forEach((d, i) => view.setUint32(offset + 16 + 4 * i, d, true));
     offset += 16 + 4 * rank;
-    out.set(new Uint8Array(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), offset);
+    out.set(
+      new Uint8Array(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength),
+      offset,
+    );
     offset += frame.data.byteLength;
   }
   return out;
 }
 
 /** Decodes a whole message; rejects trailing bytes, unknown fields, limits, NaN/Inf payloads. */
-export function decodeMessage(bytes: Uint8Array, where: string, limits: FrameLimits = DEFAULT_FRAME_LIMITS): Frame[] {
+export function decodeMessage(
+  bytes: Uint8Array,
+  where: string,
+  limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+): Frame[] {
   if (!(bytes instanceof Uint8Array)) throw new FrameError(`${where}: message is not bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const frames: Frame[] = [];
   let offset = 0;
   while (offset < bytes.length) {
-    if (frames.length >= limits.framesMax) throw new FrameError(`${where}: more than ${limits.framesMax} frames`);
+    if (frames.length >= limits.framesMax) {
+      throw new FrameError(`${where}: more than ${limits.framesMax} frames`);
+    }
     const at = `${where}: frame ${frames.length} at byte ${offset}`;
-    if (bytes.length - offset < FRAME_HEADER_BYTES_MIN) throw new FrameError(`${at}: truncated header`);
+    if (bytes.length - offset < FRAME_HEADER_BYTES_MIN) {
+      throw new FrameError(`${at}: truncated header`);
+    }
     if (view.getUint32(offset, true) !== FRAME_MAGIC) throw new FrameError(`${at}: bad magic`);
     const version = view.getUint8(offset + 4);
     if (version !== FRAME_VERSION) throw new FrameError(`${at}: unsupported version ${version}`);
     const kind = KIND_NAMES.get(view.getUint8(offset + 5) as 1);
     if (!kind) throw new FrameError(`${at}: unknown kind ${view.getUint8(offset + 5)}`);
     const dtypeCode = view.getUint8(offset + 6);
-    if (dtypeCode !== 1 && dtypeCode !== 2) throw new FrameError(`${at}: unknown dtype ${dtypeCode}`);
+    if (dtypeCode !== 1 && dtypeCode !== 2) {
+      throw new FrameError(`${at}: unknown dtype ${dtypeCode}`);
+    }
     const rank = view.getUint8(offset + 7);
-    if (rank < 1 || rank > FRAME_RANK_MAX) throw new FrameError(`${at}: rank ${rank}, limit 1..${FRAME_RANK_MAX}`);
+    if (rank < 1 || rank > FRAME_RANK_MAX) {
+      throw new FrameError(`${at}: rank ${rank}, limit 1..${FRAME_RANK_MAX}`);
+    }
     if (bytes.length - offset < 16 + 4 * rank) throw new FrameError(`${at}: truncated shape`);
     const round = view.getUint32(offset + 8, true);
     const step = view.getUint32(offset + 12, true);
@@ -114,13 +154,17 @@ export function decodeMessage(bytes: Uint8Array, where: string, limits: FrameLim
       const d = view.getUint32(offset + 16 + 4 * i, true);
       if (d === 0) throw new FrameError(`${at}: zero dimension in shape`);
       count *= d;
-      if (count > limits.elementsMax) throw new FrameError(`${at}: more than ${limits.elementsMax} elements`);
+      if (count > limits.elementsMax) {
+        throw new FrameError(`${at}: more than ${limits.elementsMax} elements`);
+      }
       shape.push(d);
     }
     offset += 16 + 4 * rank;
     const payloadBytes = 4 * count;
     if (bytes.length - offset < payloadBytes) {
-      throw new FrameError(`${at}: payload has ${bytes.length - offset} bytes, shape [${shape}] needs ${payloadBytes}`);
+      throw new FrameError(
+        `${at}: payload has ${bytes.length - offset} bytes, shape [${shape}] needs ${payloadBytes}`,
+      );
     }
     // slice() copies into a fresh, 4-byte aligned buffer.
     const payload = bytes.slice(offset, offset + payloadBytes).buffer;
@@ -152,7 +196,9 @@ export function expectFrame(
   where: string,
 ): Frame {
   const matching = frames.filter((f) => f.kind === kind);
-  if (matching.length !== 1) throw new FrameError(`${where}: expected one ${kind} frame, got ${matching.length}`);
+  if (matching.length !== 1) {
+    throw new FrameError(`${where}: expected one ${kind} frame, got ${matching.length}`);
+  }
   const frame = matching[0];
   if (frame.round !== expected.round || frame.step !== expected.step) {
     throw new FrameError(
@@ -160,7 +206,9 @@ export function expectFrame(
     );
   }
   if (frame.shape.length !== expected.rank || frame.dtype !== expected.dtype) {
-    throw new FrameError(`${where}: ${kind} frame is ${frame.dtype}[${frame.shape}], expected rank ${expected.rank} ${expected.dtype}`);
+    throw new FrameError(
+      `${where}: ${kind} frame is ${frame.dtype}[${frame.shape}], expected rank ${expected.rank} ${expected.dtype}`,
+    );
   }
   return frame;
 }

@@ -62,7 +62,9 @@ export function sliceRows(m: LabeledMatrix, start: number, end: number): Labeled
 export function partition(m: LabeledMatrix, parts: number): LabeledMatrix[] {
   const out: LabeledMatrix[] = [];
   for (let k = 0; k < parts; k++) {
-    out.push(sliceRows(m, Math.floor((k * m.rows) / parts), Math.floor(((k + 1) * m.rows) / parts)));
+    out.push(
+      sliceRows(m, Math.floor((k * m.rows) / parts), Math.floor(((k + 1) * m.rows) / parts)),
+    );
   }
   return out;
 }

@@ -26,7 +26,15 @@ Deno.test("detect scores a CSV file and a stdin stream with a saved SplitFed mod
     const features = data.train.featureNames.length;
     const config = { ...defaultModelConfig(features), convFilters: 8, lstmUnits: 8, denseUnits: 8 };
     const result = await trainRounds({
-      options: { mode: "splitfed-v1", rounds: 2, localEpochs: 1, batchSize: 32, learningRate: 0.01, seed: 1, model: config },
+      options: {
+        mode: "splitfed-v1",
+        rounds: 2,
+        localEpochs: 1,
+        batchSize: 32,
+        learningRate: 0.01,
+        seed: 1,
+        model: config,
+      },
       partitions: data.devices,
       validation: data.validation,
       test: data.test,
@@ -53,7 +61,12 @@ Deno.test("detect scores a CSV file and a stdin stream with a saved SplitFed mod
     writeSyntheticCsv(csv, { rows: 300, seed: 3 });
 
     const fromFile: Detection[] = [];
-    const summary = await detectFlows(artifact, { path: csv }, { all: true }, (d) => fromFile.push(d));
+    const summary = await detectFlows(
+      artifact,
+      { path: csv },
+      { all: true },
+      (d) => fromFile.push(d),
+    );
     assert.equal(summary.rows, 300);
     assert.equal(fromFile.length, 300);
     assert.equal(summary.alerts, fromFile.filter((d) => d.alert).length);
@@ -75,7 +88,10 @@ Deno.test("detect scores a CSV file and a stdin stream with a saved SplitFed mod
     });
     const fromStream: Detection[] = [];
     await detectFlows(artifact, { stream, name: "<stdin>" }, {}, (d) => fromStream.push(d));
-    assert.deepEqual(fromStream.map((d) => [d.line, d.score]), fromFile.filter((d) => d.alert).map((d) => [d.line, d.score]));
+    assert.deepEqual(
+      fromStream.map((d) => [d.line, d.score]),
+      fromFile.filter((d) => d.alert).map((d) => [d.line, d.score]),
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

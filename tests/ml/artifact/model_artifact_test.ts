@@ -23,7 +23,13 @@ Deno.test("a saved model loads back identical and predicts the same", async () =
       device,
       edge,
       preprocessing: { version: 1, note: "opaque" },
-      metadata: { createdAt: "2026-11-29T00:00:00Z", threshold: 0.4, classNames: ["normal", "attack"], featureNames: [...data.featureNames], datasetHash },
+      metadata: {
+        createdAt: "2026-11-29T00:00:00Z",
+        threshold: 0.4,
+        classNames: ["normal", "attack"],
+        featureNames: [...data.featureNames],
+        datasetHash,
+      },
     });
     const loaded = await loadModel(dir);
     assert.deepEqual(loaded.device, device);
@@ -34,7 +40,10 @@ Deno.test("a saved model loads back identical and predicts the same", async () =
     assert.deepEqual(loaded.preprocessing, { version: 1, note: "opaque" });
     const a = new Predictor(config, device, edge);
     const b = new Predictor(loaded.config, loaded.device, loaded.edge);
-    assert.deepEqual(a.probabilities(data.features, data.rows), b.probabilities(data.features, data.rows));
+    assert.deepEqual(
+      a.probabilities(data.features, data.rows),
+      b.probabilities(data.features, data.rows),
+    );
     a.dispose();
     b.dispose();
 
@@ -53,9 +62,20 @@ Deno.test("saving refuses NaN weights and mismatched names", async () => {
   const config = defaultModelConfig(6);
   const device = initParams(deviceLayout(config), 1);
   device[3] = NaN;
-  const base = { createdAt: "", threshold: 0.5, classNames: ["normal", "attack"], featureNames: ["a", "b", "c", "d", "e", "f"] };
+  const base = {
+    createdAt: "",
+    threshold: 0.5,
+    classNames: ["normal", "attack"],
+    featureNames: ["a", "b", "c", "d", "e", "f"],
+  };
   await assert.rejects(
-    saveModel("/nonexistent/never", { config, device, edge: initParams(edgeLayout(config), 2), preprocessing: null, metadata: base }),
+    saveModel("/nonexistent/never", {
+      config,
+      device,
+      edge: initParams(edgeLayout(config), 2),
+      preprocessing: null,
+      metadata: base,
+    }),
     /device weights: non-finite parameter NaN in conv0.kernel at index 3/,
   );
   await assert.rejects(

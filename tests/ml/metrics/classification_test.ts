@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { binaryMetrics, chooseThreshold, multiclassMetrics, rocAuc } from "../../../ml/metrics/classification.ts";
+import {
+  binaryMetrics,
+  chooseThreshold,
+  multiclassMetrics,
+  rocAuc,
+} from "../../../ml/metrics/classification.ts";
 
 Deno.test("ROC-AUC by rank statistic, with ties", () => {
   assert.equal(rocAuc(Float32Array.of(0.1, 0.4, 0.35, 0.8), Int32Array.of(0, 0, 1, 1)), 0.75);
@@ -9,19 +14,29 @@ Deno.test("ROC-AUC by rank statistic, with ties", () => {
 });
 
 Deno.test("binary metrics and confusion matrix at a threshold", () => {
-  const m = binaryMetrics(Float32Array.of(0.9, 0.8, 0.3, 0.6, 0.1), Int32Array.of(1, 1, 1, 0, 0), 0.5);
+  const m = binaryMetrics(
+    Float32Array.of(0.9, 0.8, 0.3, 0.6, 0.1),
+    Int32Array.of(1, 1, 1, 0, 0),
+    0.5,
+  );
   assert.deepEqual(m.confusion, [[1, 1], [1, 2]]);
   assert.equal(m.precision, 2 / 3);
   assert.equal(m.recall, 2 / 3);
   assert.equal(m.fpr, 0.5);
   assert.equal(m.accuracy, 0.6);
-  assert.throws(() => binaryMetrics(Float32Array.of(NaN), Int32Array.of(1), 0.5), /score NaN at row 0/);
+  assert.throws(
+    () => binaryMetrics(Float32Array.of(NaN), Int32Array.of(1), 0.5),
+    /score NaN at row 0/,
+  );
 });
 
 Deno.test("threshold maximises F1 between distinct scores", () => {
   const t = chooseThreshold(Float32Array.of(0.9, 0.7, 0.2, 0.1), Int32Array.of(1, 1, 0, 0));
   assert.ok(t > 0.2 && t < 0.7, `threshold ${t}`);
-  assert.equal(binaryMetrics(Float32Array.of(0.9, 0.7, 0.2, 0.1), Int32Array.of(1, 1, 0, 0), t).f1, 1);
+  assert.equal(
+    binaryMetrics(Float32Array.of(0.9, 0.7, 0.2, 0.1), Int32Array.of(1, 1, 0, 0), t).f1,
+    1,
+  );
 });
 
 Deno.test("multi-class confusion and per-class metrics", () => {

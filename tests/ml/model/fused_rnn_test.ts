@@ -23,7 +23,9 @@ for (const directions of [1, 2]) {
     const dy = randomTensor([B, directions * H], 5, 1);
     const run = (op: typeof fusedRnn) =>
       tf.tidy(() => {
-        const gradsOf = tf.grads((a, w, u, c) => op(a as tf.Tensor3D, w as tf.Tensor3D, u as tf.Tensor3D, c as tf.Tensor2D));
+        const gradsOf = tf.grads((a, w, u, c) =>
+          op(a as tf.Tensor3D, w as tf.Tensor3D, u as tf.Tensor3D, c as tf.Tensor2D)
+        );
         const value = op(x as tf.Tensor3D, W as tf.Tensor3D, U as tf.Tensor3D, b as tf.Tensor2D);
         return [value, ...gradsOf([x, W, U, b], dy)];
       });

@@ -13,7 +13,13 @@ const randomArray = (n: number, seed: number) => {
 
 Deno.test("Conv2DBackpropFilter (wasm) equals the direct formula", () => {
   assert.equal(tf.getBackend(), "wasm");
-  for (const [pad, stride, k] of [["same", 1, 3], ["valid", 1, 3], ["same", 2, 5], ["valid", 2, 2]] as const) {
+  for (
+    const [pad, stride, k] of [["same", 1, 3], ["valid", 1, 3], ["same", 2, 5], [
+      "valid",
+      2,
+      2,
+    ]] as const
+  ) {
     const [B, L, Cin, Cout] = [3, 11, 2, 4];
     const xData = randomArray(B * L * Cin, 1);
     const wData = randomArray(k * Cin * Cout, 2);
@@ -23,7 +29,10 @@ Deno.test("Conv2DBackpropFilter (wasm) equals the direct formula", () => {
     const Lout = y.shape[1];
     const dyData = randomArray(B * Lout * Cout, 3);
     const dy = tf.tensor3d(dyData, [B, Lout, Cout]);
-    const dw = tf.grad((filter: tf.Tensor) => tf.conv1d(x, filter as tf.Tensor3D, stride, pad))(w, dy);
+    const dw = tf.grad((filter: tf.Tensor) => tf.conv1d(x, filter as tf.Tensor3D, stride, pad))(
+      w,
+      dy,
+    );
     // Reference: dW[j, ci, co] = sum_b,o x[b, o*stride + j - padLeft, ci] * dy[b, o, co]
     const total = pad === "same" ? Math.max((Lout - 1) * stride + k - L, 0) : 0;
     const padLeft = Math.floor(total / 2);
@@ -35,7 +44,8 @@ Deno.test("Conv2DBackpropFilter (wasm) equals the direct formula", () => {
           if (at < 0 || at >= L) continue;
           for (let ci = 0; ci < Cin; ci++) {
             for (let co = 0; co < Cout; co++) {
-              expected[(j * Cin + ci) * Cout + co] += xData[(b * L + at) * Cin + ci] * dyData[(b * Lout + o) * Cout + co];
+              expected[(j * Cin + ci) * Cout + co] += xData[(b * L + at) * Cin + ci] *
+                dyData[(b * Lout + o) * Cout + co];
             }
           }
         }
@@ -51,14 +61,20 @@ Deno.test("patched matMul with transposes and patched slice/unstack equal refere
   const a = randomArray(6 * 5, 4);
   const b = randomArray(5 * 7, 5);
   const naive = new Float32Array(6 * 7);
-  for (let i = 0; i < 6; i++) for (let j = 0; j < 7; j++) for (let k = 0; k < 5; k++) naive[i * 7 + j] += a[i * 5 + k] * b[k * 7 + j];
+  for (let i = 0; i < 6; i++) {
+    for (let j = 0; j < 7; j++) {
+      for (let k = 0; k < 5; k++) naive[i * 7 + j] += a[i * 5 + k] * b[k * 7 + j];
+    }
+  }
   tf.tidy(() => {
     const A = tf.tensor2d(a, [6, 5]);
     const Bm = tf.tensor2d(b, [5, 7]);
     assert.ok(maxAbsDiff(tf.matMul(A, Bm).dataSync(), naive) < 1e-6);
     assert.ok(maxAbsDiff(tf.matMul(A.transpose(), Bm, true, false).dataSync(), naive) < 1e-6);
     assert.ok(maxAbsDiff(tf.matMul(A, Bm.transpose(), false, true).dataSync(), naive) < 1e-6);
-    assert.ok(maxAbsDiff(tf.matMul(A.transpose(), Bm.transpose(), true, true).dataSync(), naive) < 1e-6);
+    assert.ok(
+      maxAbsDiff(tf.matMul(A.transpose(), Bm.transpose(), true, true).dataSync(), naive) < 1e-6,
+    );
     const t = tf.tensor3d(Float32Array.from({ length: 24 }, (_, i) => i), [2, 3, 4]);
     assert.deepEqual(Array.from(t.slice([1, 1, 1], [1, 2, 2]).dataSync()), [17, 18, 21, 22]);
     assert.deepEqual(Array.from(tf.unstack(t, 1)[2].dataSync()), [8, 9, 10, 11, 20, 21, 22, 23]);

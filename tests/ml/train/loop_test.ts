@@ -3,33 +3,64 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { defaultModelConfig, type ModelConfig } from "../../../ml/model/config.ts";
 import { InProcessExecutor } from "../../../ml/train/executor.ts";
-import { type RoundReport, TRAINING_MODES, type TrainingOptions, trainRounds } from "../../../ml/train/loop.ts";
+import {
+  type RoundReport,
+  TRAINING_MODES,
+  type TrainingOptions,
+  trainRounds,
+} from "../../../ml/train/loop.ts";
 import { makeFixture, partition, tfForTests } from "../fixtures.ts";
 
 await tfForTests();
 
 // Small model and data so that the whole folder stays fast on 2 shared cores.
-const model: ModelConfig = { ...defaultModelConfig(10), convFilters: 8, lstmUnits: 8, denseUnits: 8 };
+const model: ModelConfig = {
+  ...defaultModelConfig(10),
+  convFilters: 8,
+  lstmUnits: 8,
+  denseUnits: 8,
+};
 const train = makeFixture({ rows: 240, features: 10, seed: 1 });
 const validation = makeFixture({ rows: 80, features: 10, seed: 2 });
 const test = makeFixture({ rows: 120, features: 10, seed: 3 });
 
-function options(mode: TrainingOptions["mode"], overrides: Partial<TrainingOptions> = {}): TrainingOptions {
-  return { mode, rounds: 3, localEpochs: 1, batchSize: 16, learningRate: 0.01, seed: 7, model, ...overrides };
+function options(
+  mode: TrainingOptions["mode"],
+  overrides: Partial<TrainingOptions> = {},
+): TrainingOptions {
+  return {
+    mode,
+    rounds: 3,
+    localEpochs: 1,
+    batchSize: 16,
+    learningRate: 0.01,
+    seed: 7,
+    model,
+    ...overrides,
+  };
 }
 
-const summary = (r: RoundReport) => JSON.stringify({ loss: r.trainLoss, thr: r.threshold, test: r.test });
+const summary = (r: RoundReport) =>
+  JSON.stringify({ loss: r.trainLoss, thr: r.threshold, test: r.test });
 
 for (const mode of TRAINING_MODES) {
   Deno.test(`${mode}: learns the fixture, same seed gives the same metrics`, async () => {
-    const run = () => trainRounds({ options: options(mode), partitions: partition(train, 4), validation, test });
+    const run = () =>
+      trainRounds({ options: options(mode), partitions: partition(train, 4), validation, test });
     const first = await run();
     const second = await run();
     assert.equal(first.rounds.length, 3);
     const last = first.rounds[2];
-    assert.ok(last.test.binary.rocAuc > 0.9, `${mode}: AUC ${last.test.binary.rocAuc} <= 0.9 (seed 7)`);
+    assert.ok(
+      last.test.binary.rocAuc > 0.9,
+      `${mode}: AUC ${last.test.binary.rocAuc} <= 0.9 (seed 7)`,
+    );
     assert.ok(last.trainLoss < first.rounds[0].trainLoss, `${mode}: loss did not fall`);
-    assert.deepEqual(first.rounds.map(summary), second.rounds.map(summary), `${mode}: not deterministic (seed 7)`);
+    assert.deepEqual(
+      first.rounds.map(summary),
+      second.rounds.map(summary),
+      `${mode}: not deterministic (seed 7)`,
+    );
     assert.deepEqual(first.model.device, second.model.device);
   });
 }
@@ -77,7 +108,22 @@ Deno.test("bad input: feature mismatch, NaN, empty partition name what and where
     /device 0 partition: non-finite value NaN at row 5, column f3/,
   );
   const empty = { ...train, rows: 0, features: new Float32Array(0), labels: new Int32Array(0) };
-  await assert.rejects(trainRounds({ ...base, partitions: [train, empty] }), /device 1 partition: empty partition/);
-  await assert.rejects(trainRounds({ ...base, test: narrow, partitions: [train] }), /test split: data has 9 features/);
-  assert.throws(() => new InProcessExecutor(model, [empty], { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 1 }), /device 0: empty/);
+  await assert.rejects(
+    trainRounds({ ...base, partitions: [train, empty] }),
+    /device 1 partition: empty partition/,
+  );
+  await assert.rejects(
+    trainRounds({ ...base, test: narrow, partitions: [train] }),
+    /test split: data has 9 features/,
+  );
+  assert.throws(
+    () =>
+      new InProcessExecutor(model, [empty], {
+        epochs: 1,
+        batchSize: 8,
+        learningRate: 0.01,
+        seed: 1,
+      }),
+    /device 0: empty/,
+  );
 });

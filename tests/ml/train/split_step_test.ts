@@ -25,12 +25,24 @@ function flatten(tensors: tf.Tensor[]): Float32Array {
 
 const cases: [string, ModelConfig][] = [
   ["default BiLSTM, binary", defaultModelConfig(12)],
-  ["2 conv layers, LSTM, 4 classes, no dense", { ...defaultModelConfig(16, 4), convLayers: 2, convFilters: 8, lstmUnits: 6, bidirectional: false, denseUnits: 0 }],
+  ["2 conv layers, LSTM, 4 classes, no dense", {
+    ...defaultModelConfig(16, 4),
+    convLayers: 2,
+    convFilters: 8,
+    lstmUnits: 6,
+    bidirectional: false,
+    denseUnits: 0,
+  }],
 ];
 
 for (const [name, config] of cases) {
   Deno.test(`split step gradients equal unsplit gradients (${name})`, () => {
-    const data = makeFixture({ rows: 40, features: config.features, classes: config.classes, seed: 11 });
+    const data = makeFixture({
+      rows: 40,
+      features: config.features,
+      classes: config.classes,
+      seed: 11,
+    });
     const labels = checkMatrixForModel(config, data, "fixture");
     const batch = shuffledBatches(data, labels, 32, 5).next().value!;
     const device0 = initParams(deviceLayout(config), deriveSeed(3, 1));
@@ -43,7 +55,11 @@ for (const [name, config] of cases) {
     const stepped = edge.gradients(message, "edge");
     assert.equal(decodeMessage(stepped.reply, "t")[0].kind, "gradients");
     const deviceGrads = device.gradients(stepped.reply);
-    const split = { device: flatten(deviceGrads), edge: flatten(stepped.grads), loss: stepped.loss };
+    const split = {
+      device: flatten(deviceGrads),
+      edge: flatten(stepped.grads),
+      loss: stepped.loss,
+    };
     tf.dispose([...deviceGrads, ...stepped.grads]);
 
     const full = new FullModelTrainer(config, device0, edge0, 1e-3, "unsplit");
@@ -69,21 +85,33 @@ Deno.test("a NaN in received activations or gradients never reaches the weights"
   const config = defaultModelConfig(8);
   const data = makeFixture({ rows: 16, features: 8, seed: 2 });
   const batch = shuffledBatches(data, checkMatrixForModel(config, data, "f"), 16, 1).next().value!;
-  const device = new DeviceSide(config, initParams(deviceLayout(config), 1), { learningRate: 1e-3, name: "device 7" });
-  const edge = new EdgeSide(config, initParams(edgeLayout(config), 2), { learningRate: 1e-3, name: "edge" });
+  const device = new DeviceSide(config, initParams(deviceLayout(config), 1), {
+    learningRate: 1e-3,
+    name: "device 7",
+  });
+  const edge = new EdgeSide(config, initParams(edgeLayout(config), 2), {
+    learningRate: 1e-3,
+    name: "edge",
+  });
   const edgeBefore = edge.read();
   const deviceBefore = device.read();
 
   const message = device.forward(batch, 4, 9);
   const poisoned = message.slice();
   new DataView(poisoned.buffer).setFloat32(16 + 12 + 4 * 3, NaN, true);
-  assert.throws(() => edge.step(poisoned, "edge for device 7"), /edge for device 7: frame 0.*non-finite value NaN at element 3/);
+  assert.throws(
+    () => edge.step(poisoned, "edge for device 7"),
+    /edge for device 7: frame 0.*non-finite value NaN at element 3/,
+  );
   assert.deepEqual(edge.read(), edgeBefore);
 
   const { reply } = edge.step(message);
   const badReply = reply.slice();
   new DataView(badReply.buffer).setFloat32(16 + 12 + 4 * 10, -Infinity, true);
-  assert.throws(() => device.backward(badReply), /device 7: gradient reply.*non-finite value -Infinity at element 10/);
+  assert.throws(
+    () => device.backward(badReply),
+    /device 7: gradient reply.*non-finite value -Infinity at element 10/,
+  );
   assert.deepEqual(device.read(), deviceBefore);
 
   // A reply for another step is refused too.
@@ -98,9 +126,18 @@ Deno.test("edge refuses activations whose shape does not fit its model", () => {
   const other = defaultModelConfig(12);
   const data = makeFixture({ rows: 4, features: 12, seed: 2 });
   const batch = shuffledBatches(data, checkMatrixForModel(other, data, "f"), 4, 1).next().value!;
-  const device = new DeviceSide(other, initParams(deviceLayout(other), 1), { learningRate: 1e-3, name: "device 1" });
-  const edge = new EdgeSide(config, initParams(edgeLayout(config), 2), { learningRate: 1e-3, name: "edge" });
-  assert.throws(() => edge.step(device.forward(batch, 0, 0), "edge for device 1"), /edge for device 1: activations \[4,6,32\], edge model expects \[batch, 4, 32\]/);
+  const device = new DeviceSide(other, initParams(deviceLayout(other), 1), {
+    learningRate: 1e-3,
+    name: "device 1",
+  });
+  const edge = new EdgeSide(config, initParams(edgeLayout(config), 2), {
+    learningRate: 1e-3,
+    name: "edge",
+  });
+  assert.throws(
+    () => edge.step(device.forward(batch, 0, 0), "edge for device 1"),
+    /edge for device 1: activations \[4,6,32\], edge model expects \[batch, 4, 32\]/,
+  );
   device.dispose();
   edge.dispose();
 });

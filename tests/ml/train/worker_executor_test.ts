@@ -1,19 +1,32 @@
 // Devices trained in workers give bit-identical results to devices trained in-process.
 import assert from "node:assert/strict";
 import { defaultModelConfig, type ModelConfig } from "../../../ml/model/config.ts";
-import { trainRounds, type TrainingOptions } from "../../../ml/train/loop.ts";
+import { type TrainingOptions, trainRounds } from "../../../ml/train/loop.ts";
 import { WorkerExecutor } from "../../../ml/train/worker_executor.ts";
 import { makeFixture, partition, tfForTests } from "../fixtures.ts";
 
 await tfForTests();
 
 Deno.test("worker executor matches in-process training bit for bit", async () => {
-  const model: ModelConfig = { ...defaultModelConfig(8), convFilters: 4, lstmUnits: 4, denseUnits: 4 };
+  const model: ModelConfig = {
+    ...defaultModelConfig(8),
+    convFilters: 4,
+    lstmUnits: 4,
+    denseUnits: 4,
+  };
   const partitions = partition(makeFixture({ rows: 120, features: 8, seed: 1 }), 3);
   const validation = makeFixture({ rows: 40, features: 8, seed: 2 });
   const test = makeFixture({ rows: 40, features: 8, seed: 3 });
   for (const mode of ["splitfed-v1"] as const) {
-    const options: TrainingOptions = { mode, rounds: 1, localEpochs: 1, batchSize: 16, learningRate: 0.01, seed: 5, model };
+    const options: TrainingOptions = {
+      mode,
+      rounds: 1,
+      localEpochs: 1,
+      batchSize: 16,
+      learningRate: 0.01,
+      seed: 5,
+      model,
+    };
     const local = { epochs: 1, batchSize: 16, learningRate: 0.01, seed: 5 };
     const executor = await WorkerExecutor.start(model, partitions, local, { workers: 2 });
     try {

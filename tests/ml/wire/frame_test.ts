@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { decodeMessage, encodeMessage, expectFrame, type Frame, FrameError } from "../../../ml/wire/frame.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  expectFrame,
+  type Frame,
+  FrameError,
+} from "../../../ml/wire/frame.ts";
 
 const activations: Frame = {
   kind: "activations",
@@ -9,7 +15,14 @@ const activations: Frame = {
   dtype: "float32",
   data: Float32Array.from({ length: 12 }, (_, i) => i * 0.25 - 1.5),
 };
-const labels: Frame = { kind: "labels", round: 3, step: 17, shape: [2], dtype: "int32", data: Int32Array.of(0, 4) };
+const labels: Frame = {
+  kind: "labels",
+  round: 3,
+  step: 17,
+  shape: [2],
+  dtype: "int32",
+  data: Int32Array.of(0, 4),
+};
 
 Deno.test("frames round-trip bit-exactly", () => {
   const bytes = encodeMessage([activations, labels]);
@@ -20,7 +33,10 @@ Deno.test("frames round-trip bit-exactly", () => {
   const shifted = new Uint8Array(bytes.length + 1);
   shifted.set(bytes, 1);
   assert.deepEqual(decodeMessage(shifted.subarray(1), "test"), [activations, labels]);
-  assert.equal(expectFrame(frames, "labels", { round: 3, step: 17, rank: 1, dtype: "int32" }, "t").data[1], 4);
+  assert.equal(
+    expectFrame(frames, "labels", { round: 3, step: 17, rank: 1, dtype: "int32" }, "t").data[1],
+    4,
+  );
 });
 
 Deno.test("decoder rejects malformed and hostile messages", () => {
@@ -42,7 +58,11 @@ Deno.test("decoder rejects malformed and hostile messages", () => {
     ["zero dim", mutate(16, 0), /zero dimension/],
   ];
   for (const [name, bytes, pattern] of cases) {
-    assert.throws(() => decodeMessage(bytes, "edge 1"), (e: Error) => e instanceof FrameError && pattern.test(e.message), name);
+    assert.throws(
+      () => decodeMessage(bytes, "edge 1"),
+      (e: Error) => e instanceof FrameError && pattern.test(e.message),
+      name,
+    );
   }
   // Huge declared shape is refused before any allocation.
   const huge = good.slice();
@@ -56,12 +76,27 @@ Deno.test("NaN or Inf in a payload is refused on both sides, naming where", () =
   assert.throws(() => encodeMessage([bad]), /non-finite value NaN at element 5/);
   const bytes = encodeMessage([activations]);
   new DataView(bytes.buffer).setFloat32(28 + 4 * 7, Infinity, true);
-  assert.throws(() => decodeMessage(bytes, "device 4 gradients"), /device 4 gradients.*non-finite value Infinity at element 7/);
+  assert.throws(
+    () => decodeMessage(bytes, "device 4 gradients"),
+    /device 4 gradients.*non-finite value Infinity at element 7/,
+  );
 });
 
 Deno.test("expectFrame checks round, step and rank", () => {
   const frames = decodeMessage(encodeMessage([activations]), "t");
-  assert.throws(() => expectFrame(frames, "activations", { round: 3, step: 18, rank: 3, dtype: "float32" }, "edge"), /expected round 3 step 18/);
-  assert.throws(() => expectFrame(frames, "activations", { round: 3, step: 17, rank: 2, dtype: "float32" }, "edge"), /expected rank 2/);
-  assert.throws(() => expectFrame(frames, "gradients", { round: 3, step: 17, rank: 3, dtype: "float32" }, "edge"), /expected one gradients/);
+  assert.throws(
+    () =>
+      expectFrame(frames, "activations", { round: 3, step: 18, rank: 3, dtype: "float32" }, "edge"),
+    /expected round 3 step 18/,
+  );
+  assert.throws(
+    () =>
+      expectFrame(frames, "activations", { round: 3, step: 17, rank: 2, dtype: "float32" }, "edge"),
+    /expected rank 2/,
+  );
+  assert.throws(
+    () =>
+      expectFrame(frames, "gradients", { round: 3, step: 17, rank: 3, dtype: "float32" }, "edge"),
+    /expected one gradients/,
+  );
 });
