@@ -135,7 +135,7 @@ export function makeBlock(height: number, options: { failed?: boolean } = {}): B
         {
           name: "signatures",
           ok: !failed,
-          detail: failed ? "1 of 3 commit signatures invalid (val-3)" : undefined,
+          detail: failed ? "commit signature of val-2 does not verify" : undefined,
         },
         { name: "quorum", ok: true, detail: "3 of 4 (2f+1 = 3)" },
       ],

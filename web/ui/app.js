@@ -431,8 +431,8 @@
       : /stale|outlier|slow/.test(f)
       ? "flag-warn"
       : "flag";
-  const mark = (ok) =>
-    el("span", { class: "mark " + (ok ? "ok" : "bad") }, ok ? "✓ Verified" : "✗ Failed");
+  const mark = (ok, yes = "✓ Verified", no = "✗ Failed") =>
+    el("span", { class: "mark " + (ok ? "ok" : "bad") }, ok ? yes : no);
 
   function uptimeNow() {
     return state.status ? state.status.uptimeSeconds + (Date.now() - state.statusAt) / 1000 : 0;
@@ -637,7 +637,7 @@
           el(
             "li",
             {},
-            mark(ch.ok),
+            mark(ch.ok, "✓ pass", "✗ fail"),
             " ",
             el("strong", {}, ch.name),
             ch.detail ? ` — ${ch.detail}` : "",
@@ -655,7 +655,7 @@
           el("dd", {}, String(cc.view)),
         )
         : el("p", { class: "muted" }, "None (genesis)."),
-      c
+      ...(c
         ? [
           el("h3", {}, `Global model of round ${c.round}`),
           el(
@@ -667,7 +667,7 @@
             el("dd", {}, `${c.signers.length} of quorum ${c.quorum}`),
           ),
         ]
-        : null,
+        : []),
       el("h3", {}, `Transactions (${b.transactions.length})`),
       el(
         "div",
