@@ -19,6 +19,13 @@ export class FakeSignatureScheme {
     return bytesToHex(sha256(utf8ToBytes(`${this.secretOf(replica)}|${content}`)));
   }
 
+  /** A signed copy; remembered as verified, since the scheme itself just produced it. */
+  signed<T extends ProtocolMessage>(replica: number, message: T): T {
+    const copy = { ...message, signature: this.sign(replica, message) };
+    if (copy.replica === replica) this.verified.add(copy);
+    return copy;
+  }
+
   /** The message's own signature (by message.replica) and every embedded one. */
   verify(message: ProtocolMessage): boolean {
     if (!this.verifyOne(message)) return false;

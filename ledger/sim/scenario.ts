@@ -88,7 +88,7 @@ export function scenarioFromSeed(seed: number, overrides: ScenarioOverrides = {}
       side: side.sort((a, b) => a - b),
     });
   }
-  const requestCount = random.range(3, 8);
+  const requestCount = random.range(3, 12);
   const requestTicks = [...Array(requestCount)].map(() => random.range(0, faultPeriodTicks))
     .sort((a, b) => a - b);
   const checkpointIntervalHeights = random.pick([2, 3]);

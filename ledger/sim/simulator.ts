@@ -154,7 +154,7 @@ class Simulation {
           self: index,
           replicaCount: scenario.replicaCount,
           random: byzantineRandom.fork(),
-          sign: (message) => ({ ...message, signature: this.signatures.sign(index, message) }),
+          sign: (message) => this.signatures.signed(index, message),
         })
         : null;
       this.nodes.push({
@@ -219,8 +219,14 @@ class Simulation {
           failure = this.fail("liveness", `more than ${STEP_EVENTS_MAX} events`);
           break;
         }
+        const commitsBefore = this.stats.commits;
         this.handle(next.item);
-        if (this.submitted === this.requests.length && this.allCommittedEverywhere()) break;
+        const progressed = this.stats.commits !== commitsBefore || next.item.kind === "restart";
+        if (
+          progressed && this.submitted === this.requests.length && this.allCommittedEverywhere()
+        ) {
+          break;
+        }
       }
     } catch (error) {
       const kind = error instanceof SafetyViolation ? "safety" : "crash";
@@ -340,9 +346,7 @@ class Simulation {
     }
     let outgoing: Outgoing[] = [];
     for (const { to, message } of output.messages) {
-      const signed = message.signature
-        ? message
-        : { ...message, signature: this.signatures.sign(node.index, message) };
+      const signed = message.signature ? message : this.signatures.signed(node.index, message);
       if (to === "all") {
         for (let j = 0; j < this.nodes.length; j++) outgoing.push({ to: j, message: signed });
       } else {
