@@ -3,7 +3,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { LabeledMatrix } from "../data/types.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { assertFlatParams } from "../model/params.ts";
+import { assertFlatParams, firstNonFinite } from "../model/params.ts";
 import {
   deviceForward,
   deviceLayout,
@@ -47,6 +47,14 @@ export class Predictor {
     const columns = this.config.features;
     if (features.length !== rows * columns) {
       throw new Error(`predict: ${features.length} values for ${rows} rows x ${columns} features`);
+    }
+    const bad = firstNonFinite(features);
+    if (bad >= 0) {
+      throw new Error(
+        `predict: non-finite value ${features[bad]} at row ${Math.floor(bad / columns)}, column ${
+          bad % columns
+        }`,
+      );
     }
     const classes = Math.max(2, this.config.classes);
     const out = new Float32Array(rows * classes);

@@ -11,7 +11,8 @@ import type { LabeledMatrix } from "../data/types.ts";
 import { type ModelConfig, validateModelConfig } from "../model/config.ts";
 import { weightedAverage } from "../model/params.ts";
 import { deriveSeed, permutation } from "../model/random.ts";
-import { deviceLayout, edgeLayout, initParams } from "../model/split_model.ts";
+import { describeModel, deviceLayout, edgeLayout, initParams } from "../model/split_model.ts";
+import { logger } from "../../util/log.ts";
 import type { ClassificationReport } from "../metrics/classification.ts";
 import { checkMatrixForModel, shuffledBatches } from "./batches.ts";
 import { evaluateSplits, Predictor } from "./evaluate.ts";
@@ -136,6 +137,11 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
     learningRate: options.learningRate,
     seed: options.seed,
   };
+  logger("ml").info(
+    `${options.mode}: ${partitions.length} devices, ${options.rounds} rounds, seed ${options.seed}\n${
+      describeModel(config)
+    }`,
+  );
   const executor = input.executor ?? new InProcessExecutor(config, partitions, local);
   const aggregate = input.aggregate ?? fedAvgAggregator;
   let model = input.initial ?? initialModel(config, options.seed);

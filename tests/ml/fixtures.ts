@@ -2,9 +2,11 @@
 import type { LabeledMatrix } from "../../ml/data/types.ts";
 import { prng } from "../../ml/model/random.ts";
 import { initTensorflow } from "../../ml/tf/backend.ts";
+import { configureLogging } from "../../util/log.ts";
 
 /** Tests run on the production path: wasm + SIMD + kernel patches. */
 export async function tfForTests() {
+  configureLogging({ level: "warn" }); // keep test output to failures
   return (await initTensorflow({ backend: "wasm" })).tf;
 }
 

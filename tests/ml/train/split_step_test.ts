@@ -141,3 +141,20 @@ Deno.test("edge refuses activations whose shape does not fit its model", () => {
   device.dispose();
   edge.dispose();
 });
+
+Deno.test("prediction refuses NaN input, naming row and column", async () => {
+  const { Predictor } = await import("../../../ml/train/evaluate.ts");
+  const config = defaultModelConfig(4);
+  const predictor = new Predictor(
+    config,
+    initParams(deviceLayout(config), 1),
+    initParams(edgeLayout(config), 2),
+  );
+  const features = new Float32Array(8);
+  features[6] = Infinity;
+  assert.throws(
+    () => predictor.probabilities(features, 2),
+    /non-finite value Infinity at row 1, column 2/,
+  );
+  predictor.dispose();
+});
