@@ -200,6 +200,16 @@ Deno.test({
           await page.click("button[aria-label='Readmit dev-02']");
           await page.waitForSelector("#devices-table tr[data-device='dev-02'] .badge.active");
           assert.deepEqual(adminCalls, ["quarantine dev-02 update norm outlier", "readmit dev-02"]);
+          // A live update re-renders the table; keyboard focus stays on the same device's button.
+          await page.focus("button[aria-label='Quarantine dev-03']");
+          view.patchDevice("dev-03", { reputation: 0.55 });
+          await page.waitForFunction(() =>
+            document.querySelector("tr[data-device='dev-03']")?.textContent?.includes("0.55")
+          );
+          assert.equal(
+            await page.evaluate(() => document.activeElement?.getAttribute("aria-label")),
+            "Quarantine dev-03",
+          );
           await page.fill("#device-filter", "label_flip");
           await page.waitForFunction(() =>
             document.querySelectorAll("#devices-table tbody tr").length === 1

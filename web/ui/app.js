@@ -112,6 +112,23 @@
     b.hidden = !text;
   }
 
+  /**
+   * Replaces a container's children; if focus was on a control inside it, moves focus to the
+   * control with the same `data-focus-key` in the new content, so a live update does not throw a
+   * keyboard user back to the top of the page.
+   */
+  function replaceKeepingFocus(container, children) {
+    const active = document.activeElement;
+    const key = active && container.contains(active) ? active.getAttribute("data-focus-key") : null;
+    container.replaceChildren(...children);
+    if (key) {
+      const again = [...container.querySelectorAll("[data-focus-key]")].find((e) =>
+        e.getAttribute("data-focus-key") === key
+      );
+      if (again) again.focus();
+    }
+  }
+
   // Rendering is batched to one animation frame, so a burst of events costs one repaint.
   const dirty = new Set();
   let frame = 0;
@@ -329,6 +346,7 @@
               type: "button",
               class: "small" + (q ? "" : " danger-outline"),
               "aria-label": `${q ? "Readmit" : "Quarantine"} ${d.id}`,
+              "data-focus-key": `device:${d.id}`,
               onclick: () => (q ? readmit(d.id) : askQuarantine(d.id)),
             }, q ? "Readmit" : "Quarantine"),
           ),
@@ -347,7 +365,7 @@
           ),
         );
       }
-      $("devices-table").tBodies[0].replaceChildren(...rows);
+      replaceKeepingFocus($("devices-table").tBodies[0], rows);
     },
 
     blocks() {
@@ -362,6 +380,7 @@
               type: "button",
               class: "link",
               "aria-label": `Show block ${b.height}`,
+              "data-focus-key": `block:${b.height}`,
               onclick: () => showBlock(b.height),
             }, `#${b.height}`),
           ),
@@ -375,7 +394,7 @@
       if (rows.length === 0) {
         rows.push(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No blocks yet.")));
       }
-      $("blocks-table").tBodies[0].replaceChildren(...rows);
+      replaceKeepingFocus($("blocks-table").tBodies[0], rows);
       $("blocks-more").disabled = state.blocksExhausted || state.blocks.length === 0;
     },
 
