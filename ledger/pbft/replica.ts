@@ -575,6 +575,13 @@ class ReplicaCore implements Replica {
         return;
       }
     }
+    const executed = height <= this.lastExecutedHeight ? this.executedHash(height) : null;
+    if (executed !== null && executed !== blockHash) {
+      // Cannot happen with at most f faulty replicas; refuse rather than vote against history.
+      this.reject(from, "pre-prepare", "contradicts a block this replica already executed");
+      this.log(`FORK: pre-prepare at executed height ${height} names another block`);
+      return;
+    }
     const sentPrepare = this.votes.get(`prepare:${height}`);
     if (sentPrepare && sentPrepare.blockHash !== blockHash) {
       this.reject(from, "pre-prepare", "this replica already prepared another block here");

@@ -339,6 +339,9 @@ class Simulation {
       for (const line of output.logs) this.note(`r${node.index} log: ${line}`);
     }
     for (const line of output.logs) {
+      if (line.startsWith("FORK") && !node.wrapper) {
+        throw new SafetyViolation(`replica ${node.index} detected: ${line}`);
+      }
       if (line.startsWith("entered view")) this.stats.viewChanges++;
       if (line.startsWith("entered view") || line.startsWith("FORK")) {
         this.note(`r${node.index} ${line}`);
