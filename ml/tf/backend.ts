@@ -55,8 +55,9 @@ async function load(backend: BackendName, wasmBinaries?: Record<string, Uint8Arr
   const tf = await import("@tensorflow/tfjs");
   // Production mode: skips tfjs' debug checks and its "install tfjs-node" banner on stderr.
   tf.enableProdMode();
-  // The cpu backend is always initialised: bridged kernels run on it.
-  if (!(await tf.setBackend("cpu"))) throw new Error("tfjs cpu backend failed to initialise");
+  if (backend === "cpu" && !(await tf.setBackend("cpu"))) {
+    throw new Error("tfjs cpu backend failed to initialise");
+  }
   const patches: string[] = [];
   let simd = false;
   if (backend === "wasm") {

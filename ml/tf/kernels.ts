@@ -15,11 +15,6 @@ interface WasmBackendLike {
   typedArrayFromHeap(info: TensorInfo): TF.TypedArray;
   disposeData(dataId: object): void;
 }
-interface CpuBackendLike {
-  write(values: TF.TypedArray, shape: number[], dtype: TF.DataType): object;
-  readSync(dataId: object): TF.TypedArray;
-  disposeData(dataId: object): void;
-}
 type KernelArgs = {
   inputs: Record<string, TensorInfo>;
   backend: WasmBackendLike;
@@ -42,39 +37,6 @@ function replaceKernel(tf: Tf, name: string, kernelFunc: KernelFunc): void {
     setupFunc: original?.setupFunc,
     disposeFunc: original?.disposeFunc,
     kernelFunc: kernelFunc as unknown as TF.KernelFunc,
-  });
-}
-
-/** Runs the cpu backend's kernel for a kernel the wasm backend lacks (Conv2DBackpropFilter, the
- * only one the device CNN's gradient needs). The cpu backend must have been initialised. */
-export function bridgeKernelToCpu(tf: Tf, name: string): void {
-  if (tf.getKernel(name, "wasm")) return;
-  const cpuKernel = kernelFuncOf(tf, name, "cpu") as unknown as (
-    args: { inputs: Record<string, TensorInfo>; backend: CpuBackendLike; attrs: unknown },
-  ) => TensorInfo;
-  tf.registerKernel({
-    kernelName: name,
-    backendName: "wasm",
-    kernelFunc: (({ inputs, backend, attrs }: KernelArgs) => {
-      const cpu = tf.findBackend("cpu") as unknown as CpuBackendLike | null;
-      if (!cpu) throw new Error(`${name} on wasm needs the cpu backend, which is not initialised`);
-      const cpuInputs: Record<string, TensorInfo> = {};
-      const written: object[] = [];
-      try {
-        for (const [key, info] of Object.entries(inputs)) {
-          const id = cpu.write(backend.readSync(info.dataId), info.shape, info.dtype);
-          written.push(id);
-          cpuInputs[key] = { dataId: id, shape: info.shape, dtype: info.dtype };
-        }
-        const result = cpuKernel({ inputs: cpuInputs, backend: cpu, attrs });
-        written.push(result.dataId);
-        const out = backend.makeOutput(result.shape, result.dtype);
-        backend.typedArrayFromHeap(out).set(cpu.readSync(result.dataId));
-        return out;
-      } finally {
-        for (const id of written) cpu.disposeData(id);
-      }
-    }) as unknown as TF.KernelFunc,
   });
 }
 
