@@ -61,8 +61,11 @@ function checkOptions(o: AttackOptions): void {
   }
 }
 
-/** Column means and standard deviations (std floor 1e-6) of the attacker's training input: the
- * decoder sees standardized activations, whatever scale the clipping left them at. */
+/** Column means and standard deviations of the attacker's training input: the decoder sees
+ * standardized activations, whatever scale the clipping left them at. A column (nearly) constant
+ * on the auxiliary sample (a dead ReLU channel) gets its std floored at 1% of the mean column std:
+ * with a tiny std, a target row where that channel fires would be blown up by 1/std and wreck the
+ * decoder's output instead of being ignored. */
 function standardizer(m: Matrix): { mean: Float32Array; std: Float32Array } {
   const mean = new Float32Array(m.columns), std = new Float32Array(m.columns);
   for (let c = 0; c < m.columns; c++) {
@@ -73,8 +76,10 @@ function standardizer(m: Matrix): { mean: Float32Array; std: Float32Array } {
       s2 += v * v;
     }
     mean[c] = s / m.rows;
-    std[c] = Math.max(Math.sqrt(Math.max(s2 / m.rows - mean[c] * mean[c], 0)), 1e-6);
+    std[c] = Math.sqrt(Math.max(s2 / m.rows - mean[c] * mean[c], 0));
   }
+  const floor = Math.max(0.01 * (std.reduce((a, b) => a + b, 0) / m.columns), 1e-6);
+  for (let c = 0; c < m.columns; c++) std[c] = Math.max(std[c], floor);
   return { mean, std };
 }
 
@@ -89,7 +94,16 @@ function bias(size: number): tf.Variable {
   return tf.tidy(() => tf.variable(tf.zeros([size]), true));
 }
 
+function zeros(shape: [number, number]): tf.Variable {
+  return tf.tidy(() => tf.variable(tf.zeros(shape), true));
+}
+
+function constant(values: Float32Array): tf.Variable {
+  return tf.tidy(() => tf.variable(tf.tensor1d(values), true));
+}
+
 const HOLDOUT_SHARE = 0.2;
+const STANDARDIZED_ABS_MAX = 20;
 
 function gatherRows(x: Matrix, rows: Int32Array): Float32Array {
   const out = new Float32Array(rows.length * x.columns);
@@ -97,6 +111,14 @@ function gatherRows(x: Matrix, rows: Int32Array): Float32Array {
     out.set(x.data.subarray(r * x.columns, (r + 1) * x.columns), i * x.columns)
   );
   return out;
+}
+
+function columnMeans(m: Matrix): Float32Array {
+  const out = new Float32Array(m.columns);
+  for (let r = 0; r < m.rows; r++) {
+    for (let c = 0; c < m.columns; c++) out[c] += m.data[r * m.columns + c];
+  }
+  return out.map((v) => v / m.rows);
 }
 
 /** A trained MLP in -> out; call predict, then dispose. */
@@ -111,21 +133,30 @@ class Mlp {
     readonly output: number,
     seed: number,
     stats: { mean: Float32Array; std: Float32Array },
+    outputBias: Float32Array,
   ) {
+    // Output layer starts at zero weights and the bias at the best constant guess (the target
+    // mean, or the base-rate log-odds): before any training the model is the mean guesser, and
+    // early stopping can only improve on it.
     this.#vars = hidden > 0
       ? [
         kernel([input, hidden], seed),
         bias(hidden),
-        kernel([hidden, output], seed + 1),
-        bias(output),
+        zeros([hidden, output]),
+        constant(outputBias),
       ]
-      : [kernel([input, output], seed), bias(output)];
+      : [zeros([input, output]), constant(outputBias)];
     this.#mean = tf.tensor1d(stats.mean);
     this.#std = tf.tensor1d(stats.std);
   }
 
   forward(x: tf.Tensor2D): tf.Tensor2D {
-    const z = x.sub(this.#mean).div(this.#std) as tf.Tensor2D;
+    // Clamped like the preprocessor clamps scaled features: one outlying row must not dominate.
+    const z = tf.clipByValue(
+      x.sub(this.#mean).div(this.#std),
+      -STANDARDIZED_ABS_MAX,
+      STANDARDIZED_ABS_MAX,
+    ) as tf.Tensor2D;
     const v = this.#vars;
     if (this.hidden === 0) return tf.matMul(z, v[0] as tf.Tensor2D).add(v[1]);
     const h = tf.relu(tf.matMul(z, v[0] as tf.Tensor2D).add(v[1])) as tf.Tensor2D;
@@ -133,7 +164,8 @@ class Mlp {
   }
 
   /** Adam on `loss` over the rows of x, with early stopping: the last HOLDOUT_SHARE of a seeded
-   * permutation is held out, and the weights of the epoch with the lowest held-out loss are kept.
+   * permutation is held out, and the weights with the lowest held-out loss (the untrained constant
+   * guess included) are kept.
    * A real attacker does this too; without it a decoder fed noise overfits and scores worse than
    * guessing the mean, which would understate the leakage. */
   fit(
@@ -149,7 +181,22 @@ class Mlp {
     const holdoutInput = gatherRows(x, holdout);
     let best = Infinity;
     let bestWeights: tf.Tensor[] | null = null;
+    const heldOutLoss = () => {
+      const held = tf.tidy(() =>
+        loss(this.forward(tf.tensor2d(holdoutInput, [holdout.length, x.columns])), holdout)
+      );
+      const value = held.dataSync()[0];
+      held.dispose();
+      return value;
+    };
+    const keepIfBest = (value: number) => {
+      if (!(value < best)) return;
+      best = value;
+      if (bestWeights) tf.dispose(bestWeights);
+      bestWeights = this.#vars.map((v) => tf.keep(v.clone()));
+    };
     try {
+      if (holdout.length > 0) keepIfBest(heldOutLoss());
       for (let epoch = 0; epoch < options.epochs; epoch++) {
         const order = permutation(fitRows.length, options.seed + 1 + epoch);
         for (let start = 0; start < fitRows.length; start += options.batchSize) {
@@ -163,19 +210,10 @@ class Mlp {
             optimizer.minimize(() => loss(this.forward(input), rows), false, this.#vars);
           });
         }
-        if (holdout.length === 0) continue;
-        const held = tf.tidy(() =>
-          loss(this.forward(tf.tensor2d(holdoutInput, [holdout.length, x.columns])), holdout)
-        );
-        const value = held.dataSync()[0];
-        held.dispose();
-        if (value < best) {
-          best = value;
-          if (bestWeights) tf.dispose(bestWeights);
-          bestWeights = this.#vars.map((v) => tf.keep(v.clone()));
-        }
+        if (holdout.length > 0) keepIfBest(heldOutLoss());
       }
-      if (bestWeights) this.#vars.forEach((v, k) => v.assign(bestWeights![k]));
+      const kept = bestWeights as tf.Tensor[] | null;
+      if (kept) this.#vars.forEach((v, k) => v.assign(kept[k]));
     } finally {
       if (bestWeights) tf.dispose(bestWeights);
       optimizer.dispose();
@@ -218,6 +256,7 @@ export function reconstruct(
     auxRaw.columns,
     options.seed,
     standardizer(auxActs),
+    columnMeans(auxRaw),
   );
   try {
     mlp.fit(auxActs, (out, rows) => {
@@ -253,7 +292,18 @@ export function inferLabels(
   if (auxIsAttack.length !== auxActs.rows) {
     throw new RangeError(`label inference: ${auxIsAttack.length} labels for ${auxActs.rows} rows`);
   }
-  const mlp = new Mlp(auxActs.columns, 0, 1, options.seed + 17, standardizer(auxActs));
+  const rate = Math.min(
+    Math.max(auxIsAttack.reduce((n, y) => n + y, 0) / auxIsAttack.length, 1e-3),
+    1 - 1e-3,
+  );
+  const mlp = new Mlp(
+    auxActs.columns,
+    0,
+    1,
+    options.seed + 17,
+    standardizer(auxActs),
+    Float32Array.of(Math.log(rate / (1 - rate))),
+  );
   try {
     mlp.fit(auxActs, (out, rows) => {
       const y = tf.tensor2d(Float32Array.from(rows, (r) => auxIsAttack[r]), [rows.length, 1]);
