@@ -99,17 +99,43 @@ export async function verify(
   message: Uint8Array,
 ): Promise<boolean> {
   if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false;
+  const cacheKey = verifiedCacheMax > 0 ? verifiedKey(publicKey, signature, message) : "";
+  if (cacheKey !== "" && verified.has(cacheKey)) return true;
   try {
     const key = await verifyKey(publicKey);
-    return await crypto.subtle.verify(
+    const ok = await crypto.subtle.verify(
       "Ed25519",
       key,
       signature as Uint8Array<ArrayBuffer>,
       message as Uint8Array<ArrayBuffer>,
     );
+    if (ok && cacheKey !== "") {
+      if (verified.size >= verifiedCacheMax) verified.delete(verified.keys().next().value!);
+      verified.add(cacheKey);
+    }
+    return ok;
   } catch {
     return false;
   }
+}
+
+// Opt-in memo of valid (public key, signature, message) triples. A validator checks the same tx
+// signature at admission, in the proposal, and again when the store appends the block (and each
+// commit signature on receipt and again in the certificate); with the memo each is paid once.
+// Only successes are remembered, keyed by the signature and the SHA-256 of key and message, so
+// a hit means these exact bytes verified before. Off by default (benchmarks of verify stay real).
+let verifiedCacheMax = 0;
+const verified = new Set<string>();
+
+/** Remember up to `entriesMax` verified signatures in this process (0 turns the memo off). */
+export function enableVerifiedSignatureCache(entriesMax: number): void {
+  if (!Number.isSafeInteger(entriesMax) || entriesMax < 0) throw new Error("entriesMax must be an integer ≥ 0");
+  verifiedCacheMax = entriesMax;
+  verified.clear();
+}
+
+function verifiedKey(publicKey: Uint8Array, signature: Uint8Array, message: Uint8Array): string {
+  return toHex(signature) + toHex(sha256Bytes(concatBytes(publicKey, message)));
 }
 
 /** Address = first 20 bytes of SHA-256(raw public key), lowercase hex (40 digits). */
