@@ -121,8 +121,7 @@ export function createValidatorApp(
     }
     const forwarded = batch && (value as { forwarded?: unknown }).forwarded === true;
     // In order: a sender's nonces in one request keep their order.
-    const results = [];
-    for (const tx of txs) results.push(await node.submitTx(tx, { forwarded }));
+    const results = await node.submitTxs(txs, { forwarded });
     if (!batch) {
       const r = results[0];
       return r.ok

@@ -8,7 +8,7 @@ import { encodeEnvelope } from "./wire.ts";
 
 export interface MemoryPeer {
   receivePeer(text: string): Promise<unknown>;
-  submitTx(value: unknown, options: { forwarded?: boolean }): Promise<unknown>;
+  submitTxs(values: readonly unknown[], options: { forwarded?: boolean }): Promise<unknown>;
 }
 
 export class MemoryNetwork {
@@ -57,9 +57,8 @@ export class MemoryNetwork {
         deliver(peer, (target) => target.receivePeer(text));
       },
       forwardTxs(peer: number, txs: readonly Tx[]) {
-        for (const tx of txs) {
-          deliver(peer, (target) => target.submitTx(structuredClone(tx), { forwarded: true }));
-        }
+        const copy = structuredClone(txs);
+        deliver(peer, (target) => target.submitTxs(copy, { forwarded: true }));
       },
       get dropped() {
         return dropped;

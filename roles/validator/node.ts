@@ -11,7 +11,7 @@ import {
   chainContext,
   primaryOf as chainPrimaryOf,
 } from "../../ledger/chain/genesis.ts";
-import { type ChainState, genesisState } from "../../ledger/chain/rules.ts";
+import { type ChainState } from "../../ledger/chain/rules.ts";
 import { encodeTx, txHash, validateTxShape, verifyTxAuth } from "../../ledger/chain/tx.ts";
 import type { Block, Genesis, Tx } from "../../ledger/chain/types.ts";
 import { fromHex } from "../../ledger/crypto/bytes.ts";
@@ -122,8 +122,8 @@ export function replicaConfigFor(
     clientsTrackedMax: 200_000,
     payloadBytesMax,
     futureMessagesPerPeerMax: 1024,
-    viewChangeTimeoutMs: 2_000,
-    statusIntervalMs: 250,
+    viewChangeTimeoutMs: 3_000,
+    statusIntervalMs: 300,
     transferBatchHeightsMax: 16,
     validationsInFlightMax: 64,
     ...overrides,
@@ -361,10 +361,74 @@ export class ValidatorNode {
 
   /** A transaction from a client (or forwarded by a peer). Verified before it is queued. */
   async submitTx(value: unknown, options: { forwarded?: boolean } = {}): Promise<SubmitResult> {
-    const params = this.ctx.genesis.params;
+    return (await this.submitTxs([value], options))[0];
+  }
+
+  /**
+   * Transactions from a client (or forwarded by a peer): shapes and nonces checked, signatures
+   * verified concurrently, then admitted in the given order, so one sender's nonces keep their
+   * order in the mempool and in blocks.
+   */
+  async submitTxs(
+    values: readonly unknown[],
+    options: { forwarded?: boolean } = {},
+  ): Promise<SubmitResult[]> {
+    const checked = values.map((value) => this.#precheck(value));
+    const verdicts = await Promise.all(checked.map(async (c) => {
+      if ("ok" in c) return c;
+      try {
+        await verifyTxAuth(this.ctx, c.tx);
+        return null;
+      } catch (error) {
+        if (!(error instanceof LedgerError)) throw error;
+        const status = error.code === "unauthorized" || error.code === "unknown_sender" ? 403 : 400;
+        return {
+          ok: false as const,
+          status: status as 400 | 403,
+          code: error.code,
+          message: error.message,
+        };
+      }
+    }));
+    const forward: Tx[] = [];
+    const results = checked.map((c, i): SubmitResult => {
+      const verdict = verdicts[i];
+      if (verdict) return verdict;
+      const { tx, id, key } = c as { tx: Tx; id: string; key: string };
+      const pending = this.#mempool.get(key);
+      if (pending) {
+        return pending.id === id
+          ? { ok: true, id, duplicate: true }
+          : this.#conflict(pending.id, tx);
+      }
+      if (this.#mempool.size >= this.#settings.mempoolTxsMax) {
+        return {
+          ok: false,
+          status: 503,
+          code: "mempool_full",
+          message: `mempool holds ${this.#settings.mempoolTxsMax} txs; retry later`,
+        };
+      }
+      this.#mempool.set(key, { tx, id, receivedAtMs: this.#now() });
+      this.#enqueue({
+        type: "client-request",
+        request: { clientId: tx.from, nonce: tx.nonce, body: encodeTx(tx) },
+      });
+      forward.push(tx);
+      return { ok: true, id, duplicate: false };
+    });
+    if (forward.length > 0 && !options.forwarded && this.#settings.forwardToPrimary) {
+      const primary = this.#replica.inspect().view % this.ctx.validators.length;
+      if (primary !== this.self) this.#outbound.forwardTxs(primary, forward);
+    }
+    return results;
+  }
+
+  /** The checks before the signature: shape, duplicate, conflict, replay. */
+  #precheck(value: unknown): SubmitResult | { tx: Tx; id: string; key: string } {
     let tx: Tx;
     try {
-      tx = validateTxShape(value, params.batch.max_tx_bytes);
+      tx = validateTxShape(value, this.ctx.genesis.params.batch.max_tx_bytes);
     } catch (error) {
       return { ok: false, status: 400, code: "malformed", message: (error as Error).message };
     }
@@ -372,16 +436,9 @@ export class ValidatorNode {
     const key = requestKeyOf({ clientId: tx.from, nonce: tx.nonce });
     const pending = this.#mempool.get(key);
     if (pending) {
-      if (pending.id === id) return { ok: true, id, duplicate: true };
-      return {
-        ok: false,
-        status: 409,
-        code: "conflict",
-        message: `another tx (${pending.id}) with nonce ${tx.nonce} from ${tx.from} is pending`,
-      };
+      return pending.id === id ? { ok: true, id, duplicate: true } : this.#conflict(pending.id, tx);
     }
-    const committed = this.#txIndex.get(id);
-    if (committed) return { ok: true, id, duplicate: true };
+    if (this.#txIndex.has(id)) return { ok: true, id, duplicate: true };
     const last = this.app.committedNonce(tx.from);
     if (tx.nonce <= last) {
       return {
@@ -391,34 +448,16 @@ export class ValidatorNode {
         message: `nonce ${tx.nonce} is not above ${last}, the sender's last committed nonce`,
       };
     }
-    try {
-      await verifyTxAuth(this.ctx, tx);
-    } catch (error) {
-      if (error instanceof LedgerError) {
-        const status = error.code === "unauthorized" || error.code === "unknown_sender" ? 403 : 400;
-        return { ok: false, status, code: error.code, message: error.message };
-      }
-      throw error;
-    }
-    if (this.#mempool.size >= this.#settings.mempoolTxsMax) {
-      return {
-        ok: false,
-        status: 503,
-        code: "mempool_full",
-        message: `mempool holds ${this.#settings.mempoolTxsMax} txs; retry later`,
-      };
-    }
-    if (this.#mempool.has(key)) return { ok: true, id, duplicate: true }; // raced with itself
-    this.#mempool.set(key, { tx, id, receivedAtMs: this.#now() });
-    this.#enqueue({
-      type: "client-request",
-      request: { clientId: tx.from, nonce: tx.nonce, body: encodeTx(tx) },
-    });
-    if (!options.forwarded && this.#settings.forwardToPrimary) {
-      const primary = this.#replica.inspect().view % this.ctx.validators.length;
-      if (primary !== this.self) this.#outbound.forwardTxs(primary, [tx]);
-    }
-    return { ok: true, id, duplicate: false };
+    return { tx, id, key };
+  }
+
+  #conflict(pendingId: string, tx: Tx): SubmitResult {
+    return {
+      ok: false,
+      status: 409,
+      code: "conflict",
+      message: `another tx (${pendingId}) with nonce ${tx.nonce} from ${tx.from} is pending`,
+    };
   }
 
   async txStatus(id: string): Promise<TxStatus> {
@@ -675,6 +714,7 @@ export class ValidatorNode {
       })),
       rejected_messages: { ...this.#rejections },
       dropped_outbound: { ...this.#outbound.dropped },
+      commit_latency_ms: latencySummary(this.commitLatenciesMs.slice(-1000)),
       fatal_error: this.#fatal?.message ?? null,
     };
   }
@@ -688,6 +728,16 @@ export class ValidatorNode {
     this.#inbox.length = 0;
     await this.#outbound.close();
   }
+}
+
+/** Pre-prepare (or proposal) to commit on this replica, over the last samples. */
+function latencySummary(
+  samples: number[],
+): { samples: number; p50: number | null; p99: number | null } {
+  if (samples.length === 0) return { samples: 0, p50: null, p99: null };
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return { samples: sorted.length, p50: at(0.5), p99: at(0.99) };
 }
 
 export function wireLimits(config: ReplicaConfig): WireLimits {
@@ -721,9 +771,8 @@ export async function loadCommittedState(
   store: LedgerStore,
   ctx: ChainContext,
 ): Promise<BlockState> {
-  const height = await store.height();
-  const chain: ChainState = genesisState(ctx);
-  if (height === 0) {
+  const chain: ChainState = await store.chainState();
+  if (chain.height === 0) {
     return {
       height: 0,
       hash: ctx.genesisHash,
@@ -733,36 +782,12 @@ export async function loadCommittedState(
       block: null,
     };
   }
-  const block = await store.getBlock(height);
-  const hash = await store.getBlockHash(height);
-  if (!block || !hash) throw new Error(`block ${height} is missing from the database`);
-  type Rows = { rows: ArrayLike<ArrayLike<unknown>> };
-  const nonces = await store.execute(
-    "SELECT sender, max(nonce) FROM transactions GROUP BY sender",
-  ) as Rows;
-  for (const row of Array.from(nonces.rows)) chain.nonces.set(String(row[0]), Number(row[1]));
-  const roundOf = async (type: string) => {
-    const result = await store.execute("SELECT max(round) FROM transactions WHERE type = ?", [
-      type,
-    ]) as Rows;
-    return Number(result.rows[0]?.[0] ?? 0);
-  };
-  chain.roundOpened = await roundOf("round_open");
-  chain.roundClosed = await roundOf("round_close");
-  chain.roundResulted = await roundOf("round_result");
-  if (chain.roundOpened > chain.roundClosed) {
-    const updates = await store.execute(
-      "SELECT type, sender FROM transactions WHERE type IN ('model_update', 'edge_update') AND round = ?",
-      [chain.roundOpened],
-    ) as Rows;
-    for (const row of Array.from(updates.rows)) chain.updatesInOpenRound.add(`${row[0]} ${row[1]}`);
-  }
-  chain.height = height;
-  chain.lastHash = hash;
-  chain.lastTimeMs = block.header.time_ms;
+  // Read back through the store's checks (header re-hashed, txs and Merkle root).
+  const block = await store.getBlock(chain.height);
+  if (!block) throw new Error(`block ${chain.height} is missing from the database`);
   return {
-    height,
-    hash,
+    height: chain.height,
+    hash: chain.lastHash,
     stateRoot: block.header.state_root,
     timeMs: block.header.time_ms,
     chain,

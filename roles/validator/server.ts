@@ -4,6 +4,10 @@ import { chainContext } from "../../ledger/chain/genesis.ts";
 import type { Genesis } from "../../ledger/chain/types.ts";
 import type { LoadedKey } from "../../ledger/crypto/keyfile.ts";
 import { LedgerStore } from "../../ledger/store/store.ts";
+import { enableVerifiedSignatureCache } from "../../ledger/crypto/ed25519.ts";
+
+/** Verified signatures remembered per validator process (~150 bytes each). */
+const VERIFIED_SIGNATURES_CACHED_MAX = 200_000;
 import { serve, type ServerHandle } from "../../runtime/adapter.ts";
 import { logger } from "../../util/log.ts";
 import { createNodeMetrics } from "../../web/metrics.ts";
@@ -36,6 +40,8 @@ export interface RunningValidator {
 export async function startValidator(options: StartValidatorOptions): Promise<RunningValidator> {
   const ctx = chainContext(options.genesis);
   const log = logger(`validator ${options.key.id}`);
+  // Each tx and commit signature is checked at admission/receipt and again by the store: pay once.
+  enableVerifiedSignatureCache(VERIFIED_SIGNATURES_CACHED_MAX);
   const store = await LedgerStore.open(options.db, {
     genesis: options.genesis,
     authToken: options.dbAuthToken,

@@ -48,15 +48,13 @@ export function validatorView(
     from: idOf(tx.from),
     summary: `${tx.type} from ${idOf(tx.from)} nonce ${tx.nonce}`.slice(0, 500),
   });
-  const certificate = (cert: LedgerCertificate | null, block: Block) =>
+  const commit = (cert: LedgerCertificate | null) =>
     cert
       ? {
-        round: 0,
-        height: cert.height,
-        modelHash: cert.block_hash,
+        view: cert.view,
+        blockHash: cert.block_hash,
         signers: cert.signatures.map((s) => idOf(s.validator)),
         quorum: ctx.quorum,
-        issuedAt: iso(block.header.time_ms),
       }
       : undefined;
 
@@ -106,7 +104,7 @@ export function validatorView(
             checks: [{ name: "hashes, Merkle root and certificate", ok: c.certificate !== null }],
           },
           transactions: c.block.txs.map((tx) => transaction(tx, c.height)),
-          certificate: certificate(c.certificate, c.block),
+          commit: commit(c.certificate),
         };
       }
       return undefined;
