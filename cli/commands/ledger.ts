@@ -101,6 +101,12 @@ export function ledgerCommand(): Command {
       commaList,
     )
     .addOption(
+      new Option(
+        "--endpoints <urls>",
+        "comma-separated http(s) base URLs of the validators, in the same order",
+      ).argParser(commaList),
+    )
+    .addOption(
       new Option("--participants <files>", "comma-separated device, edge and admin key files")
         .argParser(commaList),
     )
@@ -127,6 +133,11 @@ export function ledgerCommand(): Command {
       };
       const validators = await load("--validators", options.validators);
       const participants = await load("--participants", options.participants ?? []);
+      if (options.endpoints && options.endpoints.length !== validators.length) {
+        throw new UsageError(
+          `--endpoints: ${options.endpoints.length} URLs for ${validators.length} validators`,
+        );
+      }
       const wrongRole = [
         ...validators.filter((k) => k.role !== "validator"),
         ...participants.filter((k) => k.role === "validator"),
@@ -143,7 +154,11 @@ export function ledgerCommand(): Command {
         genesis = createGenesis({
           chainId: options.chainId,
           genesisTimeMs: options.timeMs ?? Date.now(),
-          validators: validators.map((k) => ({ id: k.id, publicKey: k.publicKey })),
+          validators: validators.map((k, i) => ({
+            id: k.id,
+            publicKey: k.publicKey,
+            endpoint: options.endpoints?.[i],
+          })),
           participants: participants.map((k) => ({
             id: k.id,
             publicKey: k.publicKey,

@@ -121,6 +121,21 @@ Deno.test("cli: ledger genesis builds a genesis from key files", async () => {
     assert.deepEqual(genesis.validators.map((v) => v.id), ["v0", "v1", "v2", "v3"]);
     assert.deepEqual(genesis.participants.map((p) => [p.id, p.role]), [["dev-01", "device"]]);
     assert.equal(genesis.genesis_time_ms, 1000);
+    const urls = [0, 1, 2, 3].map((i) => `http://127.0.0.1:710${i}`);
+    const withUrls = await run(ledgerCommand, [
+      ...args.slice(0, -1).concat(join(dir, "g-urls.json")),
+      "--endpoints",
+      urls.join(","),
+    ]);
+    assert.equal(withUrls.error, undefined, String(withUrls.error));
+    const g2 = parseGenesis(readFileSync(join(dir, "g-urls.json"), "utf8"));
+    assert.deepEqual(g2.validators.map((v) => v.endpoint), urls);
+    const short = await run(ledgerCommand, [
+      ...args.slice(0, -1).concat(join(dir, "g-short.json")),
+      "--endpoints",
+      urls[0],
+    ]);
+    assert.match((short.error as Error).message, /^--endpoints: 1 URLs for 4 validators/);
     const three = await run(ledgerCommand, [
       "genesis",
       "--chain-id",
