@@ -129,7 +129,9 @@ const verified = new Set<string>();
 
 /** Remember up to `entriesMax` verified signatures in this process (0 turns the memo off). */
 export function enableVerifiedSignatureCache(entriesMax: number): void {
-  if (!Number.isSafeInteger(entriesMax) || entriesMax < 0) throw new Error("entriesMax must be an integer ≥ 0");
+  if (!Number.isSafeInteger(entriesMax) || entriesMax < 0) {
+    throw new Error("entriesMax must be an integer ≥ 0");
+  }
   verifiedCacheMax = entriesMax;
   verified.clear();
 }

@@ -97,3 +97,24 @@ Deno.test("key files: mode 0600, never overwritten, public part checked against 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+Deno.test("the opt-in verified-signature memo never turns a bad signature into a good one", async () => {
+  const { enableVerifiedSignatureCache } = await import("../../../ledger/crypto/ed25519.ts");
+  enableVerifiedSignatureCache(2);
+  try {
+    const a = await generateKeyPair();
+    const b = await generateKeyPair();
+    const messages = ["m1", "m2", "m3"].map((m) => enc.encode(m));
+    const sigs = await Promise.all(messages.map((m) => sign(a.privateKey, m)));
+    for (let round = 0; round < 2; round++) {
+      for (const [i, m] of messages.entries()) {
+        assert.equal(await verify(a.publicKey, sigs[i], m), true);
+        assert.equal(await verify(b.publicKey, sigs[i], m), false); // same sig, other key
+        assert.equal(await verify(a.publicKey, sigs[i], messages[(i + 1) % 3]), false); // other message
+      }
+    }
+    assert.throws(() => enableVerifiedSignatureCache(-1), /integer/);
+  } finally {
+    enableVerifiedSignatureCache(0);
+  }
+});
