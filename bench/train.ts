@@ -311,6 +311,28 @@ export async function benchQuality(overrides: Partial<QualityBenchOptions> = {})
       },
     });
   }
+  // detect throughput: CSV parsing + preprocessing + inference over the whole file.
+  const { detectFlows } = await import("../ml/artifact/detector.ts");
+  const detect = await detectFlows(
+    {
+      config,
+      device: result.model.device,
+      edge: result.model.edge,
+      preprocessing: data.preprocessor.toJSON(),
+      metadata: {
+        format: "iomt-sfl/split-cnn-lstm",
+        version: 1,
+        createdAt: "",
+        threshold: final.threshold,
+        classNames: [...data.train.classNames],
+        featureNames: [...data.train.featureNames],
+        weightsSha256: "",
+      },
+    },
+    { path: o.csv },
+    {},
+    () => {},
+  );
   const rf = await randomForestReference(o.python, data.train, data.validation, data.test, o.seed);
   const b = final.test.binary;
   const pct = (v: number) => `${(100 * v).toFixed(2)} %`;
@@ -335,7 +357,10 @@ export async function benchQuality(overrides: Partial<QualityBenchOptions> = {})
     `test ${data.test.rows} rows (${b.support.attack} attacks); threshold ${
       b.threshold.toFixed(3)
     } chosen on validation; ` +
-    `training ${seconds.toFixed(0)} s; peak RSS ${residentMemoryMB().peakRssMB} MB; load ${
+    `training ${seconds.toFixed(0)} s; detect over the whole CSV ${
+      Math.round(detect.rowsPerSecond)
+    } rows/s ` +
+    `(${detect.rows} rows, ${detect.alerts} alerts); peak RSS ${residentMemoryMB().peakRssMB} MB; load ${
       os.loadavg().map((l) => l.toFixed(2)).join(" ")
     }`;
   return [...rows, "", footer].join("\n");
@@ -391,6 +416,77 @@ async function randomForestReference(
   }
 }
 
+/** Parallel devices: one SplitFed v1 round of `devices` devices in-process vs in workers. */
+export async function benchParallel(
+  overrides: { devices?: number; rowsPerDevice?: number; features?: number; workers?: number[] } =
+    {},
+): Promise<string> {
+  const devices = overrides.devices ?? 10;
+  const rowsPerDevice = overrides.rowsPerDevice ?? 512;
+  const features = overrides.features ?? 33;
+  const workerCounts = overrides.workers ?? [1, 2];
+  await initTensorflow({ backend: "wasm" });
+  const { defaultModelConfig } = await import("../ml/model/config.ts");
+  const { prng } = await import("../ml/model/random.ts");
+  const { InProcessExecutor } = await import("../ml/train/executor.ts");
+  const { WorkerExecutor } = await import("../ml/train/worker_executor.ts");
+  const { initialModel } = await import("../ml/train/loop.ts");
+  const config = defaultModelConfig(features);
+  const random = prng(3);
+  const partitions = Array.from({ length: devices }, () => {
+    const values = Float32Array.from({ length: rowsPerDevice * features }, () => random() * 2 - 1);
+    return {
+      featureNames: Array.from({ length: features }, (_, c) => `f${c}`),
+      features: values,
+      rows: rowsPerDevice,
+      labels: Int32Array.from(
+        { length: rowsPerDevice },
+        (_, r) => (values[r * features] > 0 ? 1 : 0),
+      ),
+      classNames: ["normal", "attack"],
+    };
+  });
+  const local = { epochs: 1, batchSize: 64, learningRate: 1e-3, seed: 1 };
+  const model = initialModel(config, 1);
+  const tasks = partitions.map((_, deviceIndex) => ({
+    deviceIndex,
+    round: 0,
+    mode: "splitfed-v1" as const,
+    ...model,
+  }));
+  const lines = ["| executor | seconds per round | samples/s | speed-up |", "|---|---|---|---|"];
+  const time = async (executor: import("../ml/train/executor.ts").DeviceExecutor) => {
+    await executor.run(tasks.slice(0, 1)); // warm-up
+    const t0 = performance.now();
+    await executor.run(tasks);
+    return (performance.now() - t0) / 1000;
+  };
+  const base = await time(new InProcessExecutor(config, partitions, local));
+  const samples = devices * rowsPerDevice;
+  lines.push(
+    `| in-process (sequential) | ${base.toFixed(2)} | ${Math.round(samples / base)} | 1.00x |`,
+  );
+  for (const workers of workerCounts) {
+    const executor = await WorkerExecutor.start(config, partitions, local, { workers });
+    try {
+      const s = await time(executor);
+      lines.push(
+        `| ${workers} worker${workers > 1 ? "s" : ""} | ${s.toFixed(2)} | ${
+          Math.round(samples / s)
+        } | ${(base / s).toFixed(2)}x |`,
+      );
+    } finally {
+      await executor.close();
+    }
+  }
+  lines.push(
+    "",
+    `${devices} devices x ${rowsPerDevice} rows, ${features} features, batch 64, default model; ` +
+      `${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`,
+  );
+  return lines.join("\n");
+}
+
 if ((import.meta as { main?: boolean }).main) {
   if (process.argv.includes("--quality")) {
     const arg = (name: string) =>
@@ -402,6 +498,10 @@ if ((import.meta as { main?: boolean }).main) {
         ...(arg("save") ? { saveDir: arg("save") } : {}),
       }),
     );
+    process.exit(0);
+  }
+  if (process.argv.includes("--parallel")) {
+    console.log(await benchParallel());
     process.exit(0);
   }
   const quick = process.argv.includes("--quick");
