@@ -89,8 +89,10 @@ export function scenarioFromSeed(seed: number, overrides: ScenarioOverrides = {}
     });
   }
   const requestCount = random.range(3, 12);
-  const requestTicks = [...Array(requestCount)].map(() => random.range(0, faultPeriodTicks))
+  // The last request arrives as the faults end: progress after healing is part of liveness.
+  const requestTicks = [...Array(requestCount - 1)].map(() => random.range(0, faultPeriodTicks))
     .sort((a, b) => a - b);
+  requestTicks.push(faultPeriodTicks);
   const checkpointIntervalHeights = random.pick([2, 3]);
   return {
     seed,

@@ -221,9 +221,12 @@ class Simulation {
         }
         const commitsBefore = this.stats.commits;
         this.handle(next.item);
-        const progressed = this.stats.commits !== commitsBefore || next.item.kind === "restart";
+        const progressed = this.stats.commits !== commitsBefore ||
+          next.item.kind === "restart" || next.item.kind === "request";
+        // Faults run their full course; liveness is judged once they are over.
         if (
-          progressed && this.submitted === this.requests.length && this.allCommittedEverywhere()
+          progressed && this.submitted === this.requests.length && !this.inFaultPeriod() &&
+          this.allCommittedEverywhere()
         ) {
           break;
         }
