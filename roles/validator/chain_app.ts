@@ -76,7 +76,8 @@ export class ChainApp {
   readonly ctx: ChainContext;
   #committed: BlockState;
   readonly #speculative = new Map<string, BlockState>();
-  readonly #seen = new Map<string, Block>();
+  /** Raw payloads by claimed hash, decoded (and their hash checked) only when replayed. */
+  readonly #seen = new Map<string, { height: number; payload: Uint8Array }>();
   readonly #now: () => number;
 
   constructor(ctx: ChainContext, committed: BlockState, now: () => number = Date.now) {
@@ -103,17 +104,14 @@ export class ChainApp {
     };
   }
 
-  /** Records a block seen in a (signed) pre-prepare; only used to replay parents. */
-  rememberPayload(hash: string, payload: Uint8Array): void {
-    if (this.#seen.has(hash) || this.#speculative.has(hash)) return;
-    try {
-      const block = decodeBlock(payload, this.#limits());
-      if (blockHash(block) !== hash) return;
-      if (this.#seen.size >= SEEN_BLOCKS_MAX) this.#seen.delete(this.#seen.keys().next().value!);
-      this.#seen.set(hash, block);
-    } catch {
-      // A bad payload is refused when (if) it is validated; nothing to remember.
+  /** Records a block seen in a (signed) pre-prepare; only used to replay parents. Kept raw:
+   * decoding every pre-prepare's payload up front costs more than the rare replay. */
+  rememberPayload(hash: string, payload: Uint8Array, height: number): void {
+    if (this.#seen.has(hash) || this.#speculative.has(hash) || height <= this.#committed.height) {
+      return;
     }
+    if (this.#seen.size >= SEEN_BLOCKS_MAX) this.#seen.delete(this.#seen.keys().next().value!);
+    this.#seen.set(hash, { height, payload });
   }
 
   /** State after the block `hash`: committed, validated, or replayed from a seen payload. */
@@ -121,8 +119,19 @@ export class ChainApp {
     if (hash === this.#committed.hash) return this.#committed;
     const known = this.#speculative.get(hash);
     if (known) return known;
-    const block = this.#seen.get(hash);
-    if (!block || depth > 8 || block.header.height <= this.#committed.height) return null;
+    const seen = this.#seen.get(hash);
+    if (!seen || depth > 8 || seen.height <= this.#committed.height) return null;
+    let block: Block;
+    try {
+      block = decodeBlock(seen.payload, this.#limits());
+    } catch {
+      this.#seen.delete(hash);
+      return null;
+    }
+    if (blockHash(block) !== hash) {
+      this.#seen.delete(hash);
+      return null;
+    }
     const parent = await this.stateAfter(block.header.prev_hash, depth + 1);
     if (!parent) return null;
     const verdict = await this.#check(block, parent);
@@ -319,7 +328,7 @@ export class ChainApp {
     let state: BlockState | null = this.#speculative.get(commit.blockHash) ?? null;
     if (!state) {
       // Not validated by this replica (should not happen: the core validates before executing).
-      this.rememberPayload(commit.blockHash, commit.payload);
+      this.rememberPayload(commit.blockHash, commit.payload, commit.height);
       state = await this.stateAfter(commit.blockHash);
     }
     if (!state || !state.block) {
@@ -351,8 +360,8 @@ export class ChainApp {
     for (const [hash, s] of this.#speculative) {
       if (s.height <= state.height) this.#speculative.delete(hash);
     }
-    for (const [hash, b] of this.#seen) {
-      if (b.header.height <= state.height) this.#seen.delete(hash);
+    for (const [hash, seen] of this.#seen) {
+      if (seen.height <= state.height) this.#seen.delete(hash);
     }
   }
 }

@@ -235,7 +235,11 @@ export class ValidatorNode {
     );
     // Blocks this replica had prepared before it stopped may be parents of the next proposals.
     for (const certificate of snapshot?.preparedCertificates ?? []) {
-      app.rememberPayload(certificate.prePrepare.blockHash, certificate.prePrepare.payload);
+      app.rememberPayload(
+        certificate.prePrepare.blockHash,
+        certificate.prePrepare.payload,
+        certificate.prePrepare.height,
+      );
     }
     const node = new ValidatorNode(options, self, app, replica, snapshot, config);
     node.#log.info("validator ready", {
@@ -336,7 +340,9 @@ export class ValidatorNode {
       }
       // Payloads in pre-prepares (also inside view changes) may be parents of later proposals.
       for (const inner of [message, ...embeddedSignedMessages(message)]) {
-        if (inner.kind === "pre-prepare") this.app.rememberPayload(inner.blockHash, inner.payload);
+        if (inner.kind === "pre-prepare") {
+          this.app.rememberPayload(inner.blockHash, inner.payload, inner.height);
+        }
       }
       accepted++;
       this.#enqueue({ type: "message", from: message.replica, message });
