@@ -8,10 +8,11 @@ export interface CliOptions {
   seed: number;
   verbose: boolean;
   unsafeQuorumSize?: number;
+  stress: boolean;
 }
 
 export function parseArgs(args: readonly string[]): CliOptions {
-  const options: CliOptions = { seeds: 100, seed: 1, verbose: false };
+  const options: CliOptions = { seeds: 100, seed: 1, verbose: false, stress: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const value = () => {
@@ -26,9 +27,10 @@ export function parseArgs(args: readonly string[]): CliOptions {
     else if (arg === "--seed") options.seed = value();
     else if (arg === "--unsafe-quorum") options.unsafeQuorumSize = value();
     else if (arg === "--verbose" || arg === "-v") options.verbose = true;
+    else if (arg === "--stress") options.stress = true;
     else if (arg === "--help" || arg === "-h") {
       console.log(
-        "usage: deno task sim [--seeds N] [--seed S] [--verbose] [--unsafe-quorum Q]\n" +
+        "usage: deno task sim [--seeds N] [--seed S] [--verbose] [--stress] [--unsafe-quorum Q]\n" +
           "  runs N seeds starting at S; --seeds 1 --seed S replays one seed",
       );
       throw new Error("help");
@@ -62,11 +64,15 @@ function main(args: readonly string[]): number {
   const started = performance.now();
   let failures = 0;
   const totals = { commits: 0, viewChanges: 0, forgedRejected: 0, restarts: 0, transfers: 0 };
-  const extra = options.unsafeQuorumSize ? `--unsafe-quorum ${options.unsafeQuorumSize}` : "";
+  const extra = [
+    options.unsafeQuorumSize ? `--unsafe-quorum ${options.unsafeQuorumSize}` : "",
+    options.stress ? "--stress" : "",
+  ].filter(Boolean).join(" ");
   for (let seed = options.seed; seed < options.seed + options.seeds; seed++) {
     const result = runSimulation({
       seed,
       unsafeQuorumSize: options.unsafeQuorumSize,
+      overrides: { stress: options.stress },
       traceLinesMax: options.verbose ? 20000 : 30,
       traceRejections: options.verbose,
     });

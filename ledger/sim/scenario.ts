@@ -50,6 +50,8 @@ export interface ScenarioOverrides {
   readonly byzantinePrimary?: boolean;
   readonly noNetworkFaults?: boolean;
   readonly noCrashes?: boolean;
+  /** Longer fault periods, more crashes and requests, heavier loss: slower, for nightly sweeps. */
+  readonly stress?: boolean;
 }
 
 export function scenarioFromSeed(seed: number, overrides: ScenarioOverrides = {}): Scenario {
@@ -66,10 +68,11 @@ export function scenarioFromSeed(seed: number, overrides: ScenarioOverrides = {}
     byzantine.set(indexes[i], overrides.byzantine?.[i] ?? random.pick(BYZANTINE_BEHAVIOURS));
   }
   const honest = indexes.slice(faultsTolerated);
-  const faultPeriodTicks = random.range(150, 500);
+  const stress = overrides.stress ?? false;
+  const faultPeriodTicks = stress ? random.range(300, 1500) : random.range(150, 500);
   const networkFaults = !overrides.noNetworkFaults;
   const crashes: CrashFault[] = [];
-  const crashCount = overrides.noCrashes ? 0 : random.range(0, 2);
+  const crashCount = overrides.noCrashes ? 0 : random.range(0, stress ? 5 : 2);
   for (let i = 0; i < crashCount; i++) {
     crashes.push({
       replica: random.pick(honest),
@@ -78,7 +81,7 @@ export function scenarioFromSeed(seed: number, overrides: ScenarioOverrides = {}
     });
   }
   const partitions: PartitionFault[] = [];
-  const partitionCount = networkFaults ? random.range(0, 2) : 0;
+  const partitionCount = networkFaults ? random.range(0, stress ? 4 : 2) : 0;
   for (let i = 0; i < partitionCount; i++) {
     const side = shuffled(random, [...Array(replicaCount).keys()])
       .slice(0, random.range(1, replicaCount - 1));
@@ -88,7 +91,7 @@ export function scenarioFromSeed(seed: number, overrides: ScenarioOverrides = {}
       side: side.sort((a, b) => a - b),
     });
   }
-  const requestCount = random.range(3, 12);
+  const requestCount = stress ? random.range(10, 40) : random.range(3, 12);
   // The last request arrives as the faults end: progress after healing is part of liveness.
   const requestTicks = [...Array(requestCount - 1)].map(() => random.range(0, faultPeriodTicks))
     .sort((a, b) => a - b);
@@ -100,7 +103,9 @@ export function scenarioFromSeed(seed: number, overrides: ScenarioOverrides = {}
     faultsTolerated,
     byzantine,
     faultPeriodTicks,
-    lossProbability: networkFaults ? random.pick([0, 0.05, 0.15, 0.3]) : 0,
+    lossProbability: networkFaults
+      ? random.pick(stress ? [0.1, 0.3, 0.5] : [0, 0.05, 0.15, 0.3])
+      : 0,
     duplicateProbability: networkFaults ? random.pick([0, 0.05, 0.2]) : 0,
     delayTicksMax: networkFaults ? random.range(1, 15) : 2,
     crashes,
