@@ -10,7 +10,14 @@ import { existsSync, mkdirSync } from "node:fs";
 import { chromium, type Page } from "playwright-core";
 import { createApp } from "../../web/app.ts";
 import { PAGE_WEIGHT_BYTES } from "../../web/assets.ts";
-import { ADMIN_TOKEN, makeBlock, makeRound, makeValidators, seededView } from "./fixtures.ts";
+import {
+  ADMIN_TOKEN,
+  makeBlock,
+  makeRound,
+  makeValidators,
+  READ_TOKEN,
+  seededView,
+} from "./fixtures.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = "test-artifacts/web";
@@ -286,6 +293,34 @@ Deno.test({
         assert.ok(w <= 390, `chart ${w}px wide`);
         await page.screenshot({ path: `${ARTIFACTS}/7-narrow-training.png`, fullPage: true });
       });
+
+      await t.step(
+        "a read-protected node: the page asks for the token, then loads and goes live",
+        async () => {
+          const locked = createApp(seededView(4).view, { version: "0.1.0", readToken: READ_TOKEN });
+          const lockedServer = Deno.serve(
+            { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+            locked.fetch,
+          );
+          const p2 = await context.newPage();
+          try {
+            await p2.setViewportSize({ width: 1280, height: 800 });
+            // This page's 401s are the point; they are not counted as page problems.
+            await p2.goto(`http://127.0.0.1:${lockedServer.addr.port}/`);
+            await p2.waitForSelector("#banner:has-text('needs an access token to show its state')");
+            await p2.waitForSelector("#live-text:has-text('Disconnected')");
+            await p2.screenshot({ path: `${ARTIFACTS}/8-token-required.png` });
+            await p2.fill("#token-input", READ_TOKEN);
+            await p2.press("#token-input", "Enter");
+            await p2.waitForSelector("#live-text:has-text('Live')");
+            await p2.waitForSelector("#overview-cards .card:has-text('Ledger height')");
+            assert.equal(await p2.isHidden("#banner"), true);
+          } finally {
+            await p2.close();
+            await lockedServer.shutdown();
+          }
+        },
+      );
 
       assert.equal(
         await page.evaluate(() => (globalThis as unknown as { __noReload?: number }).__noReload),

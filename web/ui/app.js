@@ -11,6 +11,7 @@
   const MODE_NAME = { splitfed: "SplitFed", fedavg: "FedAvg" };
   const TABS = ["overview", "training", "devices", "ledger", "validators"];
   const TOKEN_KEY = "iomt-sfl-token";
+  const TOKEN_NEEDED = "This node needs an access token to show its state. Enter it at the top.";
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -93,7 +94,7 @@
         ? body.error
         : { code: "http_" + res.status, message: res.statusText };
       if (res.status === 401) {
-        showBanner("This node needs an access token for that. Enter it at the top.");
+        showBanner(TOKEN_NEEDED);
       }
       throw new ApiFailure(res.status, e.code, e.message);
     }
@@ -879,7 +880,9 @@
     const failed = results
       .map((r, i) => [Object.keys(tasks)[i], r])
       .filter(([, r]) => r.status === "rejected" && ![404, 501].includes(r.reason.status));
-    if (failed.length) {
+    if (failed.some(([, r]) => r.reason.status === 401)) {
+      showBanner(TOKEN_NEEDED);
+    } else if (failed.length) {
       showBanner(
         `Could not load ${failed.map(([k]) => k).join(", ")}: ${failed[0][1].reason.message}`,
       );
