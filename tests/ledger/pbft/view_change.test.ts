@@ -243,3 +243,37 @@ Deno.test("§4.4/§4.5 crash recovery: a restarted replica never prepares a diff
     0,
   );
 });
+
+Deno.test("§4.4/§4.5 crash recovery: a new primary restarted mid view change re-sends the same new-view", () => {
+  const cluster = new Cluster();
+  cluster.down.add(0);
+  cluster.request("a", 1, [1, 2, 3]);
+  cluster.request("b", 1, [1, 2, 3]);
+  cluster.deliverAll();
+  for (const i of [1, 2, 3]) cluster.fireTimer(i, "view-change");
+  const newViews: NewView[] = [];
+  cluster.deliverAll((inFlight) => {
+    if (inFlight.message.kind !== "new-view") return true;
+    if (inFlight.to === 2) newViews.push(inFlight.message);
+    return false; // nobody enters view 1 yet
+  });
+  assertEquals(newViews.length, 1);
+  assertEquals(cluster.snapshots[1]!.newView?.view, 1, "the new-view was persisted before sending");
+  cluster.restart(1);
+  const resent = cluster.network.filter((m) => m.from === 1 && m.message.kind === "new-view")
+    .map((m) => m.message as NewView);
+  assert(resent.length > 0, "restarted primary re-sends its new-view");
+  assertEquals(
+    resent[0].viewChanges.map((viewChange) => viewChange.replica),
+    newViews[0].viewChanges.map((viewChange) => viewChange.replica),
+  );
+  assertEquals(resent[0].reproposals, newViews[0].reproposals);
+  // Pending requests are not persisted; clients retransmit them.
+  cluster.request("a", 1, [1]);
+  cluster.request("b", 1, [1]);
+  cluster.deliverAll();
+  for (const i of [1, 2, 3]) {
+    assertEquals(cluster.replicas[i].inspect().view, 1);
+    assertEquals(cluster.committedHeights(i), [1]);
+  }
+});
