@@ -61,9 +61,9 @@ export function createApp(view: NodeView, options: AppOptions): Hono {
     sseClientsMax: options.sseClientsMax ?? 32,
     sseHeartbeatMs: options.sseHeartbeatMs ?? 15_000,
     sseQueueMax: options.sseQueueMax ?? 256,
-    document: () => document,
+    document: () => openapi,
   });
-  const document = openApiDocument(routes, {
+  const openapi = openApiDocument(routes, {
     title: "iomt-sfl node API",
     version: options.version,
     description:

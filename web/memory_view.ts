@@ -246,19 +246,18 @@ export class MemoryView implements NodeView {
     const modes = query.mode ? [query.mode] : S.MODES;
     const out: RoundDetail[] = [];
     for (const m of modes) {
+      // Up to `limit` rounds of each mode, so a compare run's page has both curves over the same span.
       const ring = this.#rounds.get(m)!;
-      for (let i = ring.size - 1; i >= 0; i--) {
+      let taken = 0;
+      for (let i = ring.size - 1; i >= 0 && taken < query.limit; i--) {
         const r = ring.at(i)!;
         if (query.beforeRound !== undefined && r.round >= query.beforeRound) continue;
         out.push(r);
-        if (out.length >= query.limit * modes.length) break;
+        taken++;
       }
     }
-    // Newest first, then splitfed before fedavg, then cut: a page holds `limit` rounds of each mode.
     out.sort((a, b) => b.round - a.round || S.MODES.indexOf(a.mode) - S.MODES.indexOf(b.mode));
-    return out.slice(0, query.limit * modes.length).map(({ confusion: _c, ...summary }) =>
-      structuredClone(summary)
-    );
+    return out.map(({ confusion: _c, ...summary }) => structuredClone(summary));
   }
 
   round(round: number, mode: Mode): RoundDetail | undefined {

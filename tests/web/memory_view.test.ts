@@ -47,6 +47,27 @@ Deno.test("rounds, blocks, certificates and devices stay within their limits", (
   assert.equal(v.status().ledgerHeight, 20);
 });
 
+Deno.test("a rounds page holds `limit` rounds of each mode, even when one mode has fewer", () => {
+  const v = new MemoryView({ status });
+  for (let r = 1; r <= 12; r++) v.publishRound(makeRound(r, "splitfed"));
+  for (let r = 1; r <= 3; r++) v.publishRound(makeRound(r, "fedavg"));
+  const page = v.rounds({ limit: 5 });
+  assert.deepEqual(page.filter((r) => r.mode === "splitfed").map((r) => r.round), [
+    12,
+    11,
+    10,
+    9,
+    8,
+  ]);
+  assert.deepEqual(page.filter((r) => r.mode === "fedavg").map((r) => r.round), [3, 2, 1]);
+  assert.deepEqual(v.rounds({ limit: 2, beforeRound: 3 }).map((r) => `${r.round}${r.mode[0]}`), [
+    "2s",
+    "2f",
+    "1s",
+    "1f",
+  ]);
+});
+
 Deno.test("a round is replaced in place when republished (running, then finished)", () => {
   const v = new MemoryView({ status });
   const running = { ...makeRound(1, "splitfed"), finishedAt: undefined };
