@@ -67,11 +67,18 @@ export function createReplica(
   restored?: RestoredState,
   options: ReplicaOptions = {},
 ): Replica {
-  return new ReplicaCore(
-    validateConfig(config),
-    options.quorum ?? quorumOf(config.replicaCount),
-    restored,
-  );
+  const validated = validateConfig(config);
+  const quorum = options.quorum ?? quorumOf(config.replicaCount);
+  let core = new ReplicaCore(validated, quorum, restored);
+  return {
+    self: validated.self,
+    step(event: ReplicaEvent): Output {
+      if (event.type !== "restore") return core.step(event);
+      core = new ReplicaCore(validated, quorum, event.state);
+      return core.step({ type: "start" });
+    },
+    inspect: () => core.inspect(),
+  };
 }
 
 type Validation = "none" | "waiting-parent" | "pending" | "ok" | "rejected";
@@ -228,6 +235,8 @@ class ReplicaCore implements Replica {
       case "proposal-validated":
         this.onProposalValidated(event);
         break;
+      case "restore":
+        invariant(false, "restore is handled by the replica wrapper");
     }
     this.afterStep();
     const out = this.out;

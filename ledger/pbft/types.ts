@@ -140,6 +140,9 @@ export type TimerName = "batch" | "view-change" | "status";
 export type ReplicaEvent =
   /** First event after createReplica: arms the periodic timers. */
   | { readonly type: "start" }
+  /** Replace all state with what was persisted (as after a crash) and start again. Equivalent to
+   * createReplica(config, state) followed by start. */
+  | { readonly type: "restore"; readonly state: RestoredState }
   | { readonly type: "client-request"; readonly request: ClientRequest }
   /** Already authenticated by the shell: `from` is the verified signer of `message`. */
   | { readonly type: "message"; readonly from: ReplicaIndex; readonly message: ProtocolMessage }

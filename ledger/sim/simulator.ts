@@ -177,14 +177,11 @@ class Simulation {
     }
   }
 
-  private createReplica(config: ReplicaConfig, node?: SimNode): Replica {
+  private createReplica(config: ReplicaConfig): Replica {
     const quorum = this.options.unsafeQuorumSize
       ? unsoundQuorumForTesting(config.replicaCount, this.options.unsafeQuorumSize)
       : undefined;
-    const restored = node?.snapshot
-      ? { snapshot: node.snapshot, committedTail: node.ledger.slice(-config.retainedCommitsMax) }
-      : undefined;
-    return createReplica(config, restored, { quorum });
+    return createReplica(config, undefined, { quorum });
   }
 
   run(): SimulationResult {
@@ -285,11 +282,19 @@ class Simulation {
       }
       case "restart": {
         const node = this.nodes[event.replica];
-        node.replica = this.createReplica(node.config, node);
         node.up = true;
         this.stats.restarts++;
         this.note(`restart r${node.index} from persisted view ${node.snapshot?.view ?? 0}`);
-        return this.stepNode(node, { type: "start" });
+        if (!node.snapshot) {
+          node.replica = this.createReplica(node.config);
+          return this.stepNode(node, { type: "start" });
+        }
+        // Only what was persisted survives: the snapshot and the ledger's committed tail.
+        const committedTail = node.ledger.slice(-node.config.retainedCommitsMax);
+        return this.stepNode(node, {
+          type: "restore",
+          state: { snapshot: node.snapshot, committedTail },
+        });
       }
     }
   }

@@ -277,3 +277,19 @@ Deno.test("§4.4/§4.5 crash recovery: a new primary restarted mid view change r
     assertEquals(cluster.committedHeights(i), [1]);
   }
 });
+
+Deno.test("§4.5 crash recovery: the restore event rebuilds a replica from its persisted state", () => {
+  const cluster = new Cluster({ config: { batchSizeMax: 1 } });
+  cluster.request("a", 1);
+  cluster.deliverAll();
+  const before = cluster.replicas[2].inspect();
+  cluster.step(2, {
+    type: "restore",
+    state: { snapshot: cluster.snapshots[2]!, committedTail: cluster.commits[2] },
+  });
+  assertEquals(cluster.replicas[2].inspect().lastExecutedHeight, before.lastExecutedHeight);
+  assertEquals(cluster.replicas[2].inspect().view, before.view);
+  cluster.request("b", 1);
+  cluster.deliverAll();
+  assertEquals(cluster.committedHeights(2), [1, 2]);
+});
