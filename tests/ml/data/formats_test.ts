@@ -92,7 +92,7 @@ Deno.test("format: Zeek conn.log with a separate uid,label file equals the label
 });
 
 Deno.test("format: Zeek JSON lines", async () => {
-  const table = await loadTable({ path: fixture("zeek_conn.json") });
+  const table = await loadTable({ path: fixture("zeek_conn_json.log") });
   assertEquals(table.format, "zeek-conn");
   assertEquals(table.rows, 40);
   assertEquals(table.classNames, ["Benign", "PartOfAHorizontalPortScan"]);
@@ -144,7 +144,7 @@ Deno.test("format: auto-detection says which format it chose and why", async () 
     ["cicflowmeter.csv", "cicflowmeter"],
     ["ciciomt", "ciciomt2024"],
     ["zeek_conn_labeled.log", "zeek-conn"],
-    ["zeek_conn.json", "zeek-conn"],
+    ["zeek_conn_json.log", "zeek-conn"],
     ["ton_iot.csv", "ton-iot"],
     ["generic_quoted.csv", "generic"],
   ];
