@@ -252,6 +252,16 @@ Deno.test({
 
       await t.step("keyboard alone reaches every tab and every control of every view", async () => {
         await page.click("#tab-overview");
+        // The contrast probe itself must see a bad case, or its silence below means nothing.
+        await page.evaluate(() => {
+          const p = document.createElement("p");
+          p.id = "probe";
+          p.textContent = "pale probe text";
+          p.style.color = "#bbbbbb";
+          document.querySelector("main")!.append(p);
+        });
+        assert.match((await lowContrastText(page)).join(), /pale probe text \(1\.\d+:1\)/);
+        await page.evaluate(() => document.getElementById("probe")!.remove());
         for (const name of ["overview", "training", "devices", "ledger", "validators"]) {
           if (name !== "overview") {
             await page.focus('[role="tab"][aria-selected="true"]');
@@ -261,6 +271,7 @@ Deno.test({
           }
           const missed = await unreachedByTab(page);
           assert.deepEqual(missed, [], `${name}: not reachable with Tab`);
+          assert.deepEqual(await lowContrastText(page), [], `${name}: text below WCAG AA contrast`);
         }
         await page.keyboard.press("Home");
         assert.equal(await page.evaluate(() => document.activeElement?.id), "tab-overview");
@@ -336,6 +347,45 @@ Deno.test({
     }
   },
 });
+
+/**
+ * Visible text whose colour against its effective background is below WCAG AA (4.5:1, or 3:1
+ * for large text). Backgrounds are found by walking up to the first opaque one.
+ */
+async function lowContrastText(page: Page): Promise<string[]> {
+  return await page.evaluate(() => {
+    const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
+    const lum = ([r, g, b]: number[]) => {
+      const f = (v: number) => {
+        v /= 255;
+        return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (e: Element | null): number[] => {
+      for (; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const out: string[] = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const e = n.parentElement!;
+      const text = n.textContent?.trim();
+      if (!text || !e.checkVisibility() || e.closest(".vh")) continue;
+      const style = getComputedStyle(e);
+      const fg = lum(rgb(style.color));
+      const bg = lum(background(e));
+      const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) out.push(`${text.slice(0, 30)} (${ratio.toFixed(2)}:1)`);
+    }
+    return [...new Set(out)];
+  });
+}
 
 async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const end = Date.now() + timeoutMs;
