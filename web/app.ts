@@ -8,6 +8,9 @@ import { createNodeMetrics, type NodeMetrics } from "./metrics.ts";
 import type { NodeView } from "./node_view.ts";
 import { allowedMethods, type Auth, openApiDocument, register } from "./route.ts";
 import { buildRoutes } from "./routes.ts";
+import { logger } from "../util/log.ts";
+
+const log = logger("web");
 
 export interface AppOptions {
   version: string;
@@ -53,7 +56,11 @@ export function createApp(view: NodeView, options: AppOptions): Hono {
   const metrics = options.metrics ?? createNodeMetrics();
   const onUnexpected = options.onUnexpectedError ??
     ((err: unknown, req: Request) =>
-      console.error(`web: ${req.method} ${new URL(req.url).pathname} failed`, err));
+      log.error("request failed", {
+        method: req.method,
+        path: new URL(req.url).pathname,
+        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      }));
   const routes = buildRoutes(view, {
     version: options.version,
     metrics,
