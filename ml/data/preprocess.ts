@@ -2,7 +2,7 @@
 // the training split only. It is saved with the model (toJSON / fromJSON) so that `detect` turns
 // new records into exactly the features the model was trained on.
 import { BadRowError, DataError } from "./errors.ts";
-import type { FormatName } from "./formats.ts";
+import { type FormatName, isNormalLabel } from "./formats.ts";
 import type { LabelMode } from "./types.ts";
 import { isMissing, MISSING_VALUE, OVERFLOW_VALUE, type RawTable } from "./table.ts";
 
@@ -222,12 +222,13 @@ export class Preprocessor {
     return structuredClone(this.spec);
   }
 
-  /** Class index for a raw class name in this label mode; -1 when unknown. */
+  /** Class index for a raw class name in this label mode; -1 when unknown (multiclass only). */
   classIndex(raw: string): number {
     const index = this.spec.sourceClassNames.indexOf(raw);
     if (this.spec.labelMode === "binary") {
-      if (index === 0) return 0;
-      return index < 0 ? -1 : 1;
+      // A class never seen in training is still an attack unless it reads as normal.
+      if (index === 0 || (index < 0 && isNormalLabel(raw))) return 0;
+      return 1;
     }
     return index < 0 ? -1 : this.spec.classNames.indexOf(raw);
   }

@@ -222,3 +222,21 @@ Deno.test("leak guard: AUC and balanced accuracy helpers", async () => {
   const truth = Array.from({ length: 100 }, (_, i) => (i < 95 ? 0 : 1));
   assertEquals(balancedAccuracy(truth, new Array(100).fill(0), 2), 0.5);
 });
+
+Deno.test("prepare: hashed categoricals, time split, and binary labels for unseen attack classes", async () => {
+  const data = await prepareDataset({
+    source: { path: csv },
+    labelMode: "binary",
+    split: { mode: "time" },
+    categoricalEncoding: "hash",
+    seed: 6,
+  });
+  assert(data.train.featureNames.includes("Flgs#0"));
+  assertEquals(data.report.split.mode, "time");
+  assertLabeledMatrix(data.test, "test");
+  const restored = Preprocessor.fromJSON(data.preprocessor.toJSON());
+  assertEquals(restored.classIndex("normal"), 0);
+  assertEquals(restored.classIndex("Ransomware"), 1, "binary: an unseen class is an attack");
+  const multi = await prepareDataset({ source: { path: csv }, labelMode: "multiclass", seed: 6 });
+  assertEquals(multi.preprocessor.classIndex("Ransomware"), -1, "multiclass: unknown");
+});
