@@ -2,7 +2,7 @@
 // aligned to it, each with its file and line. One pass, bounded memory. The same reader feeds
 // training (via table.ts) and detection (via stream.ts), so both see identical parsing.
 import { readdirSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { BadRowError, DataError } from "./errors.ts";
 import {
   ciciomtClassFromFileName,
@@ -47,7 +47,6 @@ export interface OpenOptions {
   /** Zeek: a CSV with columns uid,label[,detailed-label] giving each connection's class. */
   labelsFile?: string;
   lineCharsMax?: number;
-  /** Bad JSON lines are reported as BadRowError so --skip-bad-rows can skip them. */
 }
 
 /** A file, a directory of files (CICIoMT2024 style), stdin as bytes, or lines. */
@@ -521,8 +520,4 @@ function jsonValue(value: unknown): string {
   if (Array.isArray(value)) return value.length === 0 ? "" : value.map(jsonValue).join(",");
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
-}
-
-export function fileBaseName(file: string): string {
-  return basename(file);
 }

@@ -94,12 +94,3 @@ export async function* readFeatureBatches(
   }
   if (rows > 0) yield flush();
 }
-
-/** Lines from a web byte stream, e.g. stdin: `linesOf(process.stdin)` is not needed, pass
- * `{ stream }` to readFeatureBatches; this helper is for callers that already have lines. */
-export function linesInput(
-  lines: AsyncIterable<string> | Iterable<string>,
-  name = "<stdin>",
-): DataInput {
-  return { lines, name };
-}
