@@ -333,6 +333,45 @@ Deno.test({
         },
       );
 
+      await t.step("a device node without ledger or validators says so per view", async () => {
+        const deviceView = {
+          status: () => ({
+            nodeId: "dev-01",
+            role: "device" as const,
+            startedAt: new Date().toISOString(),
+            peers: [{ id: "edge-a", role: "edge" as const, connected: true }],
+          }),
+        };
+        const deviceServer = Deno.serve(
+          { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+          createApp(deviceView, { version: "0.1.0" }).fetch,
+        );
+        const p3 = await context.newPage();
+        const scriptErrors: string[] = [];
+        p3.on("pageerror", (e) => scriptErrors.push(e.message));
+        try {
+          // The 501 answers show as failed resource loads in the console; script errors may not.
+          await p3.goto(`http://127.0.0.1:${deviceServer.addr.port}/#ledger`);
+          await p3.waitForSelector(
+            "#ledger-na:has-text('The ledger is not available on a device node')",
+          );
+          await p3.click("#tab-validators");
+          await p3.waitForSelector("#validators-na:has-text('not available on a device node')");
+          await p3.click("#tab-training");
+          await p3.waitForSelector(
+            "#training-na:has-text('Training rounds are not available on a device node')",
+          );
+          await p3.click("#tab-overview");
+          await p3.waitForSelector("#live-text:has-text('No live updates')");
+          assert.match(await p3.locator("#overview-cards").innerText(), /ROLE\s+device/i);
+          await p3.screenshot({ path: `${ARTIFACTS}/9-device-role.png` });
+          assert.deepEqual(scriptErrors, []);
+        } finally {
+          await p3.close();
+          await deviceServer.shutdown();
+        }
+      });
+
       assert.equal(
         await page.evaluate(() => (globalThis as unknown as { __noReload?: number }).__noReload),
         1,

@@ -26,6 +26,8 @@
     cmPinned: false,
     token: sessionStorage.getItem(TOKEN_KEY) || "",
     tab: "overview",
+    /** Parts this node's role does not serve (answered 501). */
+    unavailable: new Set(),
   };
 
   // ---------- helpers ----------
@@ -286,6 +288,8 @@
       }
       const hasFedavg = state.rounds.fedavg.size > 0;
       for (const c of Object.values(charts)) c.setSeries(2, { show: hasFedavg });
+      $("legend-fedavg").hidden = !hasFedavg;
+      notAvailable("training-na", "rounds", "Training rounds are");
       const rounds = [...state.rounds.splitfed.keys(), ...state.rounds.fedavg.keys()];
       const sel = $("cm-round");
       const wanted = [...new Set(rounds)].sort((a, b) => b - a);
@@ -298,6 +302,7 @@
     },
 
     devices() {
+      notAvailable("devices-na", "devices", "Devices are");
       const filter = $("device-filter").value.trim().toLowerCase();
       const rows = [];
       const all = [...state.devices.values()].sort((a, b) => a.id.localeCompare(b.id));
@@ -370,6 +375,7 @@
     },
 
     blocks() {
+      notAvailable("ledger-na", "blocks", "The ledger is");
       const rows = state.blocks.map((b) =>
         el(
           "tr",
@@ -400,6 +406,7 @@
     },
 
     validators() {
+      notAvailable("validators-na", "validators", "Validator state is");
       const v = state.validators;
       if (!v) {
         $("validator-cards").replaceChildren(card("Validators", "–", "no state on this node"));
@@ -444,6 +451,18 @@
       );
     },
   };
+
+  /** A role without this part (a device has no ledger) says so instead of showing empty tables. */
+  function notAvailable(id, part, what) {
+    const p = $(id);
+    const off = state.unavailable.has(part);
+    p.hidden = !off;
+    if (off) {
+      p.textContent = `${what} not available on a ${
+        state.status ? state.status.role : "this"
+      } node.`;
+    }
+  }
 
   const flagClass = (f) =>
     /quarantin|flip|poison|byzantine/.test(f)
@@ -877,6 +896,12 @@
       validators: api("/api/v1/validators").then((v) => (state.validators = v)),
     };
     const results = await Promise.allSettled(Object.values(tasks));
+    state.unavailable = new Set(
+      results.flatMap((
+        r,
+        i,
+      ) => (r.status === "rejected" && r.reason.status === 501 ? [Object.keys(tasks)[i]] : [])),
+    );
     const failed = results
       .map((r, i) => [Object.keys(tasks)[i], r])
       .filter(([, r]) => r.status === "rejected" && ![404, 501].includes(r.reason.status));
@@ -886,6 +911,11 @@
       showBanner(
         `Could not load ${failed.map(([k]) => k).join(", ")}: ${failed[0][1].reason.message}`,
       );
+    }
+    // EventSource hides the status of a refused stream; a node that answers reads but not the
+    // stream has no live events (a role without them), which is not a lost connection.
+    if (state.status && source && source.readyState === EventSource.CLOSED) {
+      setLive(false, "No live updates");
     }
     invalidate("overview", "charts", "devices", "blocks", "validators");
   }
@@ -910,7 +940,8 @@
       everOpened = true;
     });
     source.addEventListener("error", () => {
-      setLive(false, source.readyState === EventSource.CLOSED ? "Disconnected" : "Reconnecting…");
+      const closed = source.readyState === EventSource.CLOSED;
+      setLive(false, !closed ? "Reconnecting…" : state.status ? "No live updates" : "Disconnected");
     });
     const on = (type, fn) =>
       source.addEventListener(type, (e) => {
