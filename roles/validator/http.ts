@@ -85,6 +85,10 @@ export function createValidatorApp(
   app.onError((err) => {
     if (err instanceof BodyTooLarge) return error(413, "oversized", err.message);
     if (err instanceof LedgerError) return error(400, err.code, err.message);
+    // The sender gave up (its timeout) while we read the body: nothing to answer, nothing to log.
+    if ((err as Error)?.name === "AbortError") {
+      return error(400, "aborted", "the request was aborted by the client");
+    }
     console.error("validator http: unexpected error", err);
     return error(500, "internal", "unexpected error; see the validator's log");
   });

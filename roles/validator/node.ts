@@ -13,8 +13,16 @@ import {
 } from "../../ledger/chain/genesis.ts";
 import { type ChainState } from "../../ledger/chain/rules.ts";
 import { encodeTx, txHash, validateTxShape, verifyTxAuth } from "../../ledger/chain/tx.ts";
-import type { Block, Genesis, Tx } from "../../ledger/chain/types.ts";
-import { fromHex } from "../../ledger/crypto/bytes.ts";
+import {
+  type Block,
+  type Certificate,
+  type Genesis,
+  LIMITS,
+  type Tx,
+} from "../../ledger/chain/types.ts";
+import { blockHash, encodeBlock, validateBlockShape } from "../../ledger/chain/block.ts";
+import { verifyCertificate } from "../../ledger/chain/certificate.ts";
+import { concatBytes, fromHex, toHex } from "../../ledger/crypto/bytes.ts";
 import type { LoadedKey } from "../../ledger/crypto/keyfile.ts";
 import { createReplica, type Replica } from "../../ledger/pbft/replica.ts";
 import { embeddedSignedMessages } from "../../ledger/pbft/signing.ts";
@@ -48,6 +56,8 @@ import {
 } from "./wire.ts";
 
 export const SNAPSHOT_KEY = "pbft/snapshot";
+/** Protocol log entries holding a prepared block: 32-byte block hash, then the payload. */
+const PAYLOAD_LOG_KIND = "prepared-payload";
 /** Events stepped before one durable flush. */
 const STEPS_PER_FLUSH_MAX = 512;
 /** Waiting events at most; past it, peer messages are dropped (PBFT retransmits them). */
@@ -56,6 +66,7 @@ const INBOX_EVENTS_MAX = 20_000;
 const TX_INDEX_MAX = 200_000;
 const REJECTED_TX_MAX = 10_000;
 const REJECTION_LOG_INTERVAL_MS = 5_000;
+const SLOW_WORK_LOG_MS = 20;
 /** Whatever the genesis allows, no single request body above this is read. */
 export const REQUEST_BODY_BYTES_CAP = 256 * 1024 * 1024;
 
@@ -71,7 +82,18 @@ export interface ValidatorSettings {
   forwardToPrimary?: boolean;
 }
 
+/** Where a replica far behind fetches certified blocks its peers no longer retain. */
+export type BlockSource = (
+  peer: number,
+  height: number,
+) => Promise<{ block: Block; certificate: Certificate } | null>;
+
+/** Blocks per ledger-sync round; a round waits for them to commit before the next. */
+const SYNC_ROUND_WAIT_MS = 15_000;
+
 export interface ValidatorNodeOptions {
+  /** Ledger sync source (default: peers' GET /v1/blocks/:height at their genesis endpoints). */
+  blockSource?: BlockSource;
   genesis: Genesis;
   key: LoadedKey;
   store: LedgerStore;
@@ -122,7 +144,8 @@ export function replicaConfigFor(
     clientsTrackedMax: 200_000,
     payloadBytesMax,
     futureMessagesPerPeerMax: 1024,
-    viewChangeTimeoutMs: 3_000,
+    // A backup gives the primary time to build and everyone time to check a full block.
+    viewChangeTimeoutMs: Math.max(3_000, 4 * params.batch.max_txs_per_block),
     statusIntervalMs: 300,
     transferBatchHeightsMax: 16,
     validationsInFlightMax: 64,
@@ -144,6 +167,10 @@ export class ValidatorNode {
   readonly #publicKeys: Uint8Array[];
   readonly #settings: Required<Omit<ValidatorSettings, "replica">>;
   readonly #replica: Replica;
+  readonly #blockSource: BlockSource;
+  #syncing = false;
+  /** Prepared block payloads already in the protocol log. */
+  #payloadsWritten = new Set<string>();
 
   readonly #inbox: ReplicaEvent[] = [];
   #draining = false;
@@ -196,6 +223,7 @@ export class ValidatorNode {
     };
     this.limits = wireLimits(config);
     this.#replica = replica;
+    this.#blockSource = options.blockSource ?? httpBlockSource(app.ctx);
     this.#snapshot = snapshot;
     this.#lastSeenMs = this.ctx.validators.map(() => null);
   }
@@ -226,7 +254,12 @@ export class ValidatorNode {
       config.retainedCommitsMax,
     );
     const stateBytes = (await options.store.loadProtocolState()).get(SNAPSHOT_KEY);
-    const snapshot = stateBytes ? decodeSnapshot(stateBytes, limits) : null;
+    const snapshot = stateBytes
+      ? withPayloads(
+        decodeSnapshot(stateBytes, limits),
+        await options.store.loadProtocolLog(0),
+      )
+      : null;
     const replica = createReplica(
       config,
       snapshot || tail.length > 0
@@ -335,6 +368,7 @@ export class ValidatorNode {
         return;
       }
       this.#lastSeenMs[message.replica] = this.#now();
+      if (message.kind === "status") this.#maybeSync(message.replica, message.lastExecutedHeight);
       if (message.kind === "pre-prepare" && !this.#proposedAtMs.has(message.height)) {
         this.#proposedAtMs.set(message.height, this.#now());
       }
@@ -359,6 +393,69 @@ export class ValidatorNode {
       this.#log.warn(`rejected peer message: ${reason}: ${message.slice(0, 300)}`, {
         counts: { ...this.#rejections },
       });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // ledger sync: a replica further behind than its peers retain for state transfer
+
+  #maybeSync(peer: number, peerHeight: number): void {
+    const next = this.app.committed.height + 1;
+    // The peer's state transfer serves its last retainedCommitsMax heights; below that, pull.
+    if (this.#syncing || this.#stopped || next > peerHeight - this.config.retainedCommitsMax) {
+      return;
+    }
+    this.#syncing = true;
+    this.#log.info(
+      `ledger sync from ${this.ctx.validators[peer].id}: at ${next - 1}, peer at ${peerHeight}`,
+    );
+    void this.#syncFrom(peer, peerHeight)
+      .catch((error) =>
+        this.#log.warn(`ledger sync from peer ${peer} stopped: ${(error as Error).message}`)
+      )
+      .finally(() => (this.#syncing = false));
+  }
+
+  /**
+   * Pulls certified blocks from a peer and steps them in as a state-transfer `entries` message:
+   * each entry is authenticated by its 2f+1 commit signatures (checked here and by the core),
+   * not by the peer that served it, and the core validates each block before it commits.
+   */
+  async #syncFrom(peer: number, peerHeight: number): Promise<void> {
+    const batchMax = this.config.transferBatchHeightsMax;
+    while (!this.#stopped) {
+      const start = this.app.committed.height + 1;
+      if (start > peerHeight - batchMax) return; // close enough: ordinary state transfer
+      const entries: CommittedEntry[] = [];
+      for (let height = start; height < start + batchMax && height <= peerHeight; height++) {
+        const got = await this.#blockSource(peer, height);
+        if (!got) break;
+        const hash = blockHash(got.block);
+        await verifyCertificate(this.ctx, got.certificate, {
+          height,
+          blockHash: hash,
+          headerView: got.block.header.view,
+        });
+        entries.push(ledgerEntry(this.ctx, hash, got.block, got.certificate));
+      }
+      if (entries.length === 0) return;
+      this.#enqueue({
+        type: "message",
+        from: peer,
+        message: {
+          kind: "entries",
+          chainId: this.ctx.chainId,
+          replica: peer,
+          signature: "",
+          entries,
+        },
+      });
+      const last = entries[entries.length - 1].height;
+      const deadline = this.#now() + SYNC_ROUND_WAIT_MS;
+      while (this.app.committed.height < last && this.#now() < deadline && !this.#stopped) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      if (this.app.committed.height < last) throw new Error(`blocks up to ${last} did not commit`);
     }
   }
 
@@ -522,11 +619,21 @@ export class ValidatorNode {
     void this.stop();
   }
 
+  /** Debug log of work that took long: where a slow block spends its time. */
+  #slow(what: string, startMs: number): void {
+    const ms = performance.now() - startMs;
+    if (ms >= SLOW_WORK_LOG_MS) this.#log.debug(`${what} took ${ms.toFixed(0)} ms`);
+  }
+
   async #flush(outputs: Output[]): Promise<void> {
     // 1. Durable: committed blocks (each checked by the store), then the newest snapshot.
     let snapshot: ProtocolSnapshot | null = null;
     for (const output of outputs) {
-      for (const commit of output.commits) await this.#persistCommit(commit);
+      for (const commit of output.commits) {
+        const t0 = performance.now();
+        await this.#persistCommit(commit);
+        this.#slow(`commit of block ${commit.height}`, t0);
+      }
       if (output.persist) snapshot = output.persist;
       for (const line of output.logs) this.#log.info(line);
       for (const rejection of output.rejections) {
@@ -538,7 +645,27 @@ export class ValidatorNode {
       }
     }
     if (snapshot) {
-      await this.#store.persistProtocol({ state: { [SNAPSHOT_KEY]: encodeSnapshot(snapshot) } });
+      // Block payloads of prepared certificates are written once each (protocol log, pruned at
+      // the stable checkpoint); the snapshot, rewritten on every flush, refers to them by hash.
+      const append = [];
+      const live = new Set<string>();
+      for (const { prePrepare } of snapshot.preparedCertificates) {
+        live.add(prePrepare.blockHash);
+        if (this.#payloadsWritten.has(prePrepare.blockHash)) continue;
+        append.push({
+          seq: prePrepare.height,
+          kind: PAYLOAD_LOG_KIND,
+          bytes: concatBytes(fromHex(prePrepare.blockHash), prePrepare.payload),
+        });
+      }
+      const t0 = performance.now();
+      await this.#store.persistProtocol({
+        state: { [SNAPSHOT_KEY]: encodeSnapshot(snapshot, { payloadsByReference: true }) },
+        append,
+        pruneBelowSeq: snapshot.stable.height + 1,
+      });
+      this.#slow(`snapshot write (${append.length} payloads)`, t0);
+      this.#payloadsWritten = live;
       this.#snapshot = snapshot;
     }
     // 2. Only now may this flush's messages leave. Unsigned ones are this replica's: sign them.
@@ -591,7 +718,9 @@ export class ValidatorNode {
   async #runApplication(effect: Output["application"][number]): Promise<void> {
     try {
       if (effect.type === "propose") {
+        const t0 = performance.now();
         const result = await this.app.propose(effect, (key) => this.#mempool.get(key)?.tx);
+        this.#slow(`proposal of block ${effect.height}`, t0);
         for (const { id, reason } of result.dropped) {
           const pending = this.#mempool.get(requestKeyOf(id));
           if (pending) this.#noteRejected(pending.id, reason);
@@ -605,7 +734,9 @@ export class ValidatorNode {
           blockHash: result.blockHash,
         });
       } else {
+        const t0 = performance.now();
         const verdict = await this.app.validate(effect);
+        this.#slow(`validation of block ${effect.height}`, t0);
         if (!verdict.ok) {
           this.#log.warn(
             `refused ${effect.purpose} block ${effect.height} (view ${effect.view}): ${verdict.reason}`,
@@ -757,6 +888,33 @@ export function wireLimits(config: ReplicaConfig): WireLimits {
   };
 }
 
+/** Puts the logged payloads back into a snapshot's prepared certificates (all must be found). */
+function withPayloads(
+  snapshot: ProtocolSnapshot,
+  log: readonly { kind: string; bytes: Uint8Array }[],
+): ProtocolSnapshot {
+  const payloads = new Map<string, Uint8Array>();
+  for (const entry of log) {
+    if (entry.kind === PAYLOAD_LOG_KIND && entry.bytes.length >= 32) {
+      payloads.set(toHex(entry.bytes.subarray(0, 32)), entry.bytes.subarray(32));
+    }
+  }
+  return {
+    ...snapshot,
+    preparedCertificates: snapshot.preparedCertificates.map((certificate) => {
+      const { prePrepare } = certificate;
+      if (prePrepare.payload.length > 0) return certificate;
+      const payload = payloads.get(prePrepare.blockHash);
+      if (!payload) {
+        throw new Error(
+          `protocol log lacks the payload of prepared block ${prePrepare.height} ${prePrepare.blockHash}`,
+        );
+      }
+      return { ...certificate, prePrepare: { ...prePrepare, payload } };
+    }),
+  };
+}
+
 function initialSnapshot(ctx: ChainContext): ProtocolSnapshot {
   return {
     view: 0,
@@ -810,28 +968,62 @@ export async function loadCommittedTail(
 ): Promise<CommittedEntry[]> {
   if (height === 0) return [];
   const entries: CommittedEntry[] = [];
-  const { encodeBlock } = await import("../../ledger/chain/block.ts");
   for await (const committed of store.readCommitted(Math.max(1, height - count + 1), height)) {
-    const certificate = committed.certificate;
-    if (!certificate) {
+    if (!committed.certificate) {
       throw new Error(`block ${committed.height} has no certificate in the database`);
     }
-    entries.push({
-      height: committed.height,
-      view: certificate.view,
-      blockHash: committed.hash,
-      payload: encodeBlock(committed.block),
-      requestIds: committed.block.txs.map((tx) => ({ clientId: tx.from, nonce: tx.nonce })),
-      certificate: certificate.signatures.map((s) => ({
-        kind: "commit" as const,
-        chainId: ctx.chainId,
-        view: certificate.view,
-        height: committed.height,
-        blockHash: committed.hash,
-        replica: ctx.validatorIndex.get(s.validator)!,
-        signature: s.sig,
-      })),
-    });
+    entries.push(ledgerEntry(ctx, committed.hash, committed.block, committed.certificate));
   }
   return entries;
+}
+
+/** A ledger block and certificate as a PBFT committed entry (certificate → commit messages). */
+export function ledgerEntry(
+  ctx: ChainContext,
+  hash: string,
+  block: Block,
+  certificate: Certificate,
+): CommittedEntry {
+  return {
+    height: block.header.height,
+    view: certificate.view,
+    blockHash: hash,
+    payload: encodeBlock(block),
+    requestIds: block.txs.map((tx) => ({ clientId: tx.from, nonce: tx.nonce })),
+    certificate: certificate.signatures.map((s) => ({
+      kind: "commit" as const,
+      chainId: ctx.chainId,
+      view: certificate.view,
+      height: block.header.height,
+      blockHash: hash,
+      replica: ctx.validatorIndex.get(s.validator)!,
+      signature: s.sig,
+    })),
+  };
+}
+
+/** Fetches a committed block and its certificate from a peer's `GET /v1/blocks/:height`. */
+export function httpBlockSource(ctx: ChainContext, timeoutMs = 5_000): BlockSource {
+  const bytesMax = 2 * ctx.genesis.params.batch.max_block_bytes + LIMITS.certificate_bytes_max;
+  return async (peer, height) => {
+    const endpoint = ctx.validators[peer]?.endpoint;
+    if (!endpoint) return null;
+    const response = await fetch(`${endpoint}/v1/blocks/${height}`, {
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!response.ok) {
+      await response.body?.cancel();
+      return null;
+    }
+    const text = await response.text();
+    if (text.length > bytesMax) {
+      throw new Error(`block ${height} from peer ${peer}: over ${bytesMax} bytes`);
+    }
+    const answer = JSON.parse(text) as { block: unknown; certificate: unknown };
+    const block = validateBlockShape(answer.block, {
+      maxTxs: ctx.genesis.params.batch.max_txs_per_block,
+      maxTxBytes: ctx.genesis.params.batch.max_tx_bytes,
+    });
+    return { block, certificate: answer.certificate as Certificate };
+  };
 }

@@ -457,8 +457,22 @@ export async function verifyMessage(
 // ------------------------------------------------------------------------------------------
 // persisted snapshot (same JSON + base64 conventions)
 
-export function encodeSnapshot(snapshot: ProtocolSnapshot): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(snapshot, bytesReplacer));
+/** With `payloadsByReference`, prepared certificates' block payloads are left out (written as
+ * empty); the caller stores them once elsewhere, keyed by block hash. */
+export function encodeSnapshot(
+  snapshot: ProtocolSnapshot,
+  options: { payloadsByReference?: boolean } = {},
+): Uint8Array {
+  const value = options.payloadsByReference
+    ? {
+      ...snapshot,
+      preparedCertificates: snapshot.preparedCertificates.map((c) => ({
+        ...c,
+        prePrepare: { ...c.prePrepare, payload: new Uint8Array(0) },
+      })),
+    }
+    : snapshot;
+  return new TextEncoder().encode(JSON.stringify(value, bytesReplacer));
 }
 
 /** Decodes a snapshot written by encodeSnapshot; embedded messages are checked like wire ones. */
