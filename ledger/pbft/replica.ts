@@ -3,7 +3,6 @@
 import { invariant } from "./assert.ts";
 import {
   type CertificateContext,
-  checkpointProofReason,
   commitCertificateReason,
   committedEntryReason,
   isBlockHash,
@@ -1503,6 +1502,3 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
-
-// Re-exported so shells can check restored proofs with the same rules.
-export { checkpointProofReason };
