@@ -59,6 +59,7 @@ class PeerQueue {
   failures = 0;
   pausedUntilMs = 0;
   timer: ReturnType<typeof setTimeout> | null = null;
+  pumpScheduled = false;
 }
 
 export class HttpOutbound implements Outbound {
@@ -105,7 +106,14 @@ export class HttpOutbound implements Outbound {
       this.#drop("queue_full");
     }
     queue.items.push(item);
-    this.#pump(peer);
+    // Deferred to a microtask: everything one flush sends to this peer leaves in one request.
+    if (!queue.pumpScheduled) {
+      queue.pumpScheduled = true;
+      queueMicrotask(() => {
+        queue.pumpScheduled = false;
+        this.#pump(peer);
+      });
+    }
   }
 
   #pump(peer: number): void {

@@ -103,3 +103,37 @@ Deno.test("a crashed backup and then a crashed primary restart from their databa
     await cluster.stop();
   }
 });
+
+Deno.test("a replica down for longer than its peers retain catches up by ledger sync", async () => {
+  const cluster = await Cluster.start();
+  try {
+    const [a] = cluster.keys.devices;
+    await cluster.crash(3);
+    // One tx per block, waiting for each: more heights than retainedCommitsMax (3 × interval 4).
+    const retained = cluster.nodes[0]!.config.retainedCommitsMax;
+    for (let nonce = 1; nonce <= retained + 8; nonce++) {
+      await submitToAll(cluster, await testTx(a, nonce));
+      await cluster.waitFor(
+        `tx ${nonce} committed`,
+        () => cluster.live().every((n) => n.app.committedNonce(a.address) === nonce),
+      );
+    }
+    const top = cluster.minHeight();
+    assert(top > retained, `${top} heights committed while v3 was down`);
+    await cluster.startNode(3);
+    await cluster.waitFor(
+      "v3 syncs the ledger and catches up",
+      () => cluster.nodes[3]!.app.committed.height >= top,
+      30_000,
+    );
+    for (let h = 1; h <= top; h++) {
+      assertEquals(
+        await cluster.stores[3]!.getBlockHash(h),
+        await cluster.stores[0]!.getBlockHash(h),
+        `block ${h}`,
+      );
+    }
+  } finally {
+    await cluster.stop();
+  }
+});

@@ -112,6 +112,15 @@ export class Cluster {
       key: this.keys.validators[index],
       store,
       outbound: this.network.outbound(index),
+      // Ledger sync reads a live peer's database, as GET /v1/blocks/:height would.
+      blockSource: async (peer, height) => {
+        const store = this.stores[peer];
+        if (!store) return null;
+        for await (const c of store.readCommitted(height, height)) {
+          return c.certificate ? { block: c.block, certificate: c.certificate } : null;
+        }
+        return null;
+      },
       settings: this.settings,
     });
     this.nodes[index] = node;
