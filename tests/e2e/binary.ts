@@ -52,3 +52,22 @@ export async function runBinary(
     stderr: decoder.decode(output.stderr),
   };
 }
+
+/** Wraps a command to run in a new network namespace that has only loopback (brought up). */
+export function inLoopbackOnlyNamespace(command: string[]): string[] {
+  return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', ...command];
+}
+
+/** True where `unshare -n` works (root); CI must have it. */
+export async function loopbackNamespaceAvailable(): Promise<boolean> {
+  const probe = await new Deno.Command("unshare", {
+    args: ["-n", "sh", "-c", "ip link set lo up"],
+    stderr: "null",
+  })
+    .output().catch(() => null);
+  const ok = probe?.code === 0;
+  if (!ok && Deno.env.get("CI") === "true") {
+    throw new Error("unshare -n and ip are required in CI (run as root)");
+  }
+  return ok;
+}

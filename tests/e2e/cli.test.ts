@@ -4,7 +4,12 @@ import { copyFileSync, mkdtempSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
-import { requireBinary, runBinary } from "./binary.ts";
+import {
+  inLoopbackOnlyNamespace,
+  loopbackNamespaceAvailable,
+  requireBinary,
+  runBinary,
+} from "./binary.ts";
 import packageJson from "../../package.json" with { type: "json" };
 
 Deno.test("binary: --help lists global options and examples, exit 0", async () => {

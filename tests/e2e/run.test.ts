@@ -1,0 +1,124 @@
+// `iomt-sfl run` from the compiled binary: a short multi-process trial in a network namespace
+// with only loopback, its outputs, and that no child process outlives the parent (SIGTERM,
+// SIGINT or SIGKILL of the parent).
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
+import {
+  inLoopbackOnlyNamespace,
+  loopbackNamespaceAvailable,
+  requireBinary,
+  runBinary,
+} from "./binary.ts";
+
+const SHORT_TRIAL = [
+  "run",
+  "--devices",
+  "3",
+  "--rounds",
+  "2",
+  "--synthetic-rows",
+  "2000",
+  "--batch-size",
+  "128",
+];
+
+/** Pids of processes whose command line mentions `marker` (the trial's unique out dir). */
+function processesMentioning(marker: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === Deno.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (cmdline.includes(marker)) pids.push(Number(entry));
+    } catch { /* exited meanwhile */ }
+  }
+  return pids;
+}
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+Deno.test("run: a short multi-process trial on loopback only prints the table and writes the reports", async () => {
+  const out = join(mkdtempSync(join(tmpdir(), "iomt-run-")), "trial");
+  const isolated = await loopbackNamespaceAvailable();
+  const result = await runBinary([...SHORT_TRIAL, "--round-timeout", "300", "--out", out], {
+    command: isolated ? inLoopbackOnlyNamespace([requireBinary()]) : undefined,
+    timeoutMs: 15 * 60_000,
+  });
+  assertEquals(result.code, 0, result.stderr.slice(-3000));
+  for (const header of ["accuracy", "precision", "recall", "F1", "FPR"]) {
+    assertStringIncludes(result.stdout, header);
+  }
+  assertEquals(
+    result.stdout.split("\n").filter((l) => /^splitfed\s+\d/.test(l)).length,
+    2,
+    result.stdout,
+  );
+  assertStringIncludes(result.stderr, "web UI at http://127.0.0.1:");
+  const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
+  assertEquals(report.results[0].rows.length, 2);
+  // Two short rounds on 2,000 rows prove the plumbing, not the model: metrics are well-formed.
+  for (const row of report.results[0].rows) {
+    for (const key of ["accuracy", "precision", "recall", "f1", "fpr", "rocAuc"]) {
+      assert(
+        Number.isFinite(row[key]) && row[key] >= 0 && row[key] <= 1,
+        `${key}: ${JSON.stringify(row)}`,
+      );
+    }
+  }
+  const html = readFileSync(join(out, "report.html"), "utf8");
+  // Self-contained: nothing is loaded from elsewhere (license comments may mention URLs).
+  assert(
+    !/(?:src|href)\s*=\s*["']?(?:https?:)?\/\//i.test(html),
+    "report.html loads a remote resource",
+  );
+  assert(!/url\(\s*["']?(?:https?:)?\/\/|@import/i.test(html), "report.html loads remote CSS");
+  assertEquals(processesMentioning(out), [], "no child of run may outlive it");
+});
+
+for (const signal of ["SIGTERM", "SIGINT", "SIGKILL"] as const) {
+  Deno.test(`run: children end when the parent gets ${signal}`, async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "iomt-run-")), "trial");
+    const child = new Deno.Command(requireBinary(), {
+      args: [...SHORT_TRIAL, "--rounds", "50", "--out", out],
+      stdout: "null",
+      stderr: "null",
+      stdin: "null",
+    }).spawn();
+    try {
+      // The trial is under way once the edge and at least one device run.
+      await waitFor(
+        "edge and device processes",
+        () => processesMentioning(out).length >= 3,
+        120_000,
+      );
+      child.kill(signal);
+      const status = await child.status;
+      assert(!status.success, `run should not report success after ${signal}`);
+      await waitFor(
+        `children to exit after ${signal}`,
+        () => processesMentioning(out).length === 0,
+        30_000,
+      );
+      assert(existsSync(out));
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      for (const pid of processesMentioning(out)) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    }
+  });
+}
