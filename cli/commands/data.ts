@@ -15,6 +15,7 @@ import type { DataReport } from "../../ml/data/prepare.ts";
 const FORMAT_CHOICES = ["auto", ...FORMAT_NAMES] as const;
 const LABEL_MODES = ["binary", "multiclass"] as const;
 const SPLIT_MODES = ["stratified", "time"] as const;
+const ENCODINGS = ["onehot", "hash"] as const;
 const SEED_MAX = 0xffff_ffff;
 
 export function dataCommand(): Command {
@@ -78,6 +79,13 @@ export function dataCommand(): Command {
       numberInRange(0, 1000, { exclusiveMin: true }),
       0.5,
     )
+    .addOption(
+      new Option(
+        "--categorical <encoding>",
+        "categorical columns: onehot (top 16 + other) or hash (32 buckets)",
+      )
+        .argParser(oneOf(ENCODINGS)).default("onehot" as (typeof ENCODINGS)[number]),
+    )
     .option("--seed <n>", "seed for splits and partitions", intInRange(0, SEED_MAX), 0)
     .option("--rows-max <n>", "read at most this many rows", intInRange(1, 1_000_000_000))
     .option(
@@ -132,6 +140,7 @@ export function dataCommand(): Command {
         seed: options.seed,
         allowLeaky: options.allowLeaky,
         skipBadRows: options.skipBadRows ?? false,
+        categoricalEncoding: options.categorical,
       });
       log.info("inspected", {
         path,
