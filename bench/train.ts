@@ -339,7 +339,7 @@ export async function benchQuality(overrides: Partial<QualityBenchOptions> = {})
   const rows = [
     "| model | accuracy | precision | recall | F1 | FPR | ROC-AUC |",
     "|---|---|---|---|---|---|---|",
-    `| ${o.mode}, ${o.devices} devices, ${o.rounds} rounds (CNN-BiLSTM, tfjs) | ${
+    `| ${o.mode}, ${o.devices} devices, ${o.rounds} rounds x ${o.localEpochs} local epochs, lr ${o.learningRate}, batch ${o.batchSize} (CNN-BiLSTM, tfjs) | ${
       pct(b.accuracy)
     } | ${pct(b.precision)} | ${pct(b.recall)} | ${pct(b.f1)} | ${pct(b.fpr)} | ${
       b.rocAuc.toFixed(4)
@@ -496,6 +496,9 @@ if ((import.meta as { main?: boolean }).main) {
         ...(arg("rounds") ? { rounds: Number(arg("rounds")) } : {}),
         ...(arg("mode") ? { mode: arg("mode") as QualityBenchOptions["mode"] } : {}),
         ...(arg("save") ? { saveDir: arg("save") } : {}),
+        ...(arg("epochs") ? { localEpochs: Number(arg("epochs")) } : {}),
+        ...(arg("lr") ? { learningRate: Number(arg("lr")) } : {}),
+        ...(arg("batch") ? { batchSize: Number(arg("batch")) } : {}),
       }),
     );
     process.exit(0);
