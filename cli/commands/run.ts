@@ -103,6 +103,11 @@ export function runCommand() {
       }),
     )
     .addOption(
+      new Option("--keep-ui", "after the trial, keep serving the web UI until Ctrl-C").default(
+        false,
+      ),
+    )
+    .addOption(
       new Option(
         "--model <key=value,...>",
         "model shape overrides, e.g. lstmUnits=32,convFilters=16",
@@ -162,6 +167,7 @@ Examples:
         outDir,
         listen: options.listen,
         logLevel: globals.logLevel,
+        keepUi: options.keepUi,
       });
     });
 }

@@ -1,7 +1,7 @@
 // Glue of `iomt-sfl run`: the web UI, one or two trials (--compare), the table and the reports.
 import process from "node:process";
 import { VERSION } from "../../cli/program.ts";
-import { serve } from "../../runtime/adapter.ts";
+import { onSignal, serve } from "../../runtime/adapter.ts";
 import { logger } from "../../util/log.ts";
 import { createApp } from "../../web/app.ts";
 import { MemoryView } from "../../web/memory_view.ts";
@@ -21,6 +21,8 @@ export interface ExecuteRunOptions {
   outDir: string;
   listen: { hostname: string; port: number };
   logLevel: string;
+  /** Keep serving the UI after the trial until SIGINT/SIGTERM. */
+  keepUi: boolean;
 }
 
 export async function executeRun(options: ExecuteRunOptions): Promise<TrialResult[]> {
@@ -101,6 +103,13 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
       results,
     });
     process.stdout.write(`reports: ${files.json}\n         ${files.html}\n`);
+    if (options.keepUi) {
+      process.stderr.write(`iomt-sfl run: finished; the web UI stays at ${uiUrl} until Ctrl-C\n`);
+      await new Promise<void>((resolve) => {
+        onSignal("SIGINT", resolve);
+        onSignal("SIGTERM", resolve);
+      });
+    }
     return results;
   } finally {
     await server.close();

@@ -82,6 +82,7 @@ export async function runInProcess(spec: TrialSpec, context: RunContext): Promis
       const row = rowOf(mode, report, spec.devices);
       rows.push(row);
       context.view.publishRound(roundDetailOf(row, roundStarted));
+      for (let d = 0; d < spec.devices; d++) publishDevice(context.view, `device-${d}`, new Date());
       progress.roundDone(report.round, summary(row));
       roundStarted = new Date();
       if (report.round + 1 < spec.rounds) progress.roundStarted(report.round + 1);
@@ -176,10 +177,12 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     progress.roundStarted(0);
     for (let d = 0; d < spec.devices; d++) {
       const id = `device-${d}`;
+      publishDevice(context.view, id, undefined);
       spawnRole("device", id, (line) => {
         const event = parseEvent(line);
         if (event?.event === "device-round") {
           progress.deviceDone(event.id, event.round, event.steps, event.seconds);
+          publishDevice(context.view, event.id, new Date());
         }
       });
     }
@@ -194,6 +197,22 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     throw new Error(`trial ended after ${rows.length} of ${spec.rounds} rounds`);
   }
   return { mode, rows, wallSeconds: (performance.now() - started) / 1000 };
+}
+
+/** A device in the UI's table: active once it has reported a round. */
+function publishDevice(view: MemoryView, id: string, lastSeen: Date | undefined): void {
+  const known = view.device(id);
+  view.upsertDevice({
+    id,
+    edge: "edge-0",
+    status: "active",
+    reputation: known?.reputation ?? 1,
+    rewards: known?.rewards ?? 0,
+    flags: known?.flags ?? [],
+    lastSeen: (lastSeen ?? new Date()).toISOString(),
+    updatesAccepted: (known?.updatesAccepted ?? 0) + (lastSeen ? 1 : 0),
+    updatesRejected: known?.updatesRejected ?? 0,
+  });
 }
 
 function summary(row: RoundRow): string {
