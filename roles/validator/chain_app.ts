@@ -79,6 +79,9 @@ export class ChainApp {
   /** Raw payloads by claimed hash, decoded (and their hash checked) only when replayed. */
   readonly #seen = new Map<string, { height: number; payload: Uint8Array }>();
   readonly #now: () => number;
+  /** Application rules on top of the chain rules (update consensus: roles/validator/update_app.ts).
+   * Runs after applyBlock; a reason naming `txs[i]` lets propose drop that tx and retry. */
+  blockCheck: ((block: Block, parent: BlockState) => Promise<Verdict>) | null = null;
 
   constructor(ctx: ChainContext, committed: BlockState, now: () => number = Date.now) {
     this.ctx = ctx;
@@ -301,6 +304,10 @@ export class ChainApp {
         return { ok: false, reason: `${error.code}: ${error.message}` };
       }
       throw error;
+    }
+    if (this.blockCheck) {
+      const verdict = await this.blockCheck(block, parent);
+      if (!verdict.ok) return verdict;
     }
     const state: BlockState = {
       height: h.height,
