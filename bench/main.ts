@@ -3,6 +3,7 @@ import process from "node:process";
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   cli: async () => (await import("./cli.ts")).benchCli(),
+  ledger: async () => (await import("./ledger.ts")).benchLedger(),
 };
 
 const names = process.argv.slice(2);
