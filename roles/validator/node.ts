@@ -146,7 +146,7 @@ export function replicaConfigFor(
     futureMessagesPerPeerMax: 1024,
     // A backup gives the primary time to build and everyone time to check a full block.
     viewChangeTimeoutMs: Math.max(3_000, 4 * params.batch.max_txs_per_block),
-    statusIntervalMs: 300,
+    statusIntervalMs: 500,
     transferBatchHeightsMax: 16,
     validationsInFlightMax: 64,
     ...overrides,
