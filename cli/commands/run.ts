@@ -103,6 +103,11 @@ export function runCommand() {
       }),
     )
     .addOption(
+      new Option("--validators <n>", "validator processes, n = 3f + 1 (1, 4, 7, ...)").argParser(
+        intInRange(1, 31),
+      ).default(4),
+    )
+    .addOption(
       new Option("--keep-ui", "after the trial, keep serving the web UI until Ctrl-C").default(
         false,
       ),
@@ -124,6 +129,11 @@ Examples:
     .action(async (options, command) => {
       const globals = command.optsWithGlobals() as unknown as { logLevel: string };
       if (options.format && !options.data) throw new UsageError("--format needs --data");
+      if ((options.validators - 1) % 3 !== 0) {
+        throw new UsageError(
+          `--validators ${options.validators}: PBFT needs n = 3f + 1 (1, 4, 7, 10, ...)`,
+        );
+      }
       const minDevices = options.minDevices ?? Math.max(1, Math.ceil(options.devices * 0.6));
       if (minDevices > options.devices) {
         throw new UsageError(
@@ -168,6 +178,7 @@ Examples:
         listen: options.listen,
         logLevel: globals.logLevel,
         keepUi: options.keepUi,
+        validators: options.validators,
       });
     });
 }

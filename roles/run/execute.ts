@@ -23,6 +23,8 @@ export interface ExecuteRunOptions {
   logLevel: string;
   /** Keep serving the UI after the trial until SIGINT/SIGTERM. */
   keepUi: boolean;
+  /** Validator processes (n = 3f + 1). */
+  validators: number;
 }
 
 export async function executeRun(options: ExecuteRunOptions): Promise<TrialResult[]> {
@@ -68,6 +70,7 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
     logLevel: options.logLevel,
     adminToken,
     deadlineMs: trial.roundTimeoutMs * trial.rounds + 10 * 60_000,
+    validators: options.validators,
   };
   try {
     for (const spec of trials) {
@@ -92,6 +95,7 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
         mode: trial.mode,
         compare: options.compare,
         "in-process": options.inProcess,
+        validators: options.inProcess ? 0 : options.validators,
         partition: trial.partition,
         "local epochs": trial.localEpochs,
         "batch size": trial.batchSize,

@@ -67,7 +67,8 @@ export function roundDetailOf(row: RoundRow, startedAt: Date): RoundDetail {
   const finishedAt = new Date(startedAt.getTime() + row.seconds * 1000);
   const finite = (x: number) => (Number.isFinite(x) ? Math.max(0, x) : 0);
   return {
-    round: row.round,
+    // Rounds are numbered from 1 for people, as in the table.
+    round: row.round + 1,
     mode: row.mode,
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
@@ -131,14 +132,16 @@ export function formatTable(results: readonly TrialResult[]): string {
   for (const result of results) {
     if (result.ledger) {
       const l = result.ledger;
+      const latency = Number.isFinite(l.commitLatencyMsP50)
+        ? `, commit latency p50 ${l.commitLatencyMsP50.toFixed(0)} ms, p99 ${
+          l.commitLatencyMsP99.toFixed(0)
+        } ms`
+        : "";
       out.push(
         `${result.mode} ledger: height ${l.height}, ${l.blocks} blocks in ${
           l.seconds.toFixed(1)
         } s ` +
-          `(${l.blocksPerSecond.toFixed(2)} blocks/s), commit latency p50 ${
-            l.commitLatencyMsP50.toFixed(0)
-          } ms, ` +
-          `p99 ${l.commitLatencyMsP99.toFixed(0)} ms`,
+          `(${l.blocksPerSecond.toFixed(2)} blocks/s)${latency}`,
       );
     }
   }

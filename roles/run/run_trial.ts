@@ -17,7 +17,9 @@ import { Supervisor } from "../supervisor.ts";
 import { describeData, type TrialSpec } from "../trial_spec.ts";
 import { freePorts } from "./free_port.ts";
 import { Progress } from "./progress.ts";
+import { LedgerMirror } from "./ledger_mirror.ts";
 import {
+  type LedgerSummary,
   roundDetailOf,
   type RoundRow,
   rowOf,
@@ -34,6 +36,8 @@ export interface RunContext {
   adminToken: string;
   /** Bound on the whole trial; a stuck trial fails with this message instead of hanging. */
   deadlineMs: number;
+  /** Validator processes (n = 3f + 1). */
+  validators: number;
 }
 
 export function trialModeOf(spec: TrialSpec): TrialMode {
@@ -97,17 +101,17 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
   const started = performance.now();
   const mode = trialModeOf(spec);
   const dir = join(context.outDir, mode);
-  const [edgePort] = await freePorts(1);
+  const [edgePort, ...validatorPorts] = await freePorts(1 + context.validators);
   const deployment = await writeDeployment({
     outDir: join(dir, "deployment"),
     chainId: `iomt-sfl-trial-${mode}`,
     devices: spec.devices,
     edges: 1,
-    validators: 1,
+    validators: context.validators,
     hosts: ["127.0.0.1"],
     validatorBasePort: 0,
     edgeBasePort: 0,
-    validatorPorts: [0],
+    validatorPorts,
     edgePorts: [edgePort],
     trial: spec,
     adminToken: context.adminToken,
@@ -121,9 +125,29 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
   const nodePath = (id: string) => join(deployment.dir, "nodes", `${id}.json`);
   const common = ["--log-level", context.logLevel];
 
-  const spawnRole = (role: "edge" | "device", id: string, onEvent: (line: string) => void) => {
+  const spawnRole = (
+    role: "edge" | "device" | "validator",
+    id: string,
+    onEvent: (line: string) => void,
+  ) => {
     const logFile = createWriteStream(join(logsDir, `${id}.log`));
-    return supervisor.spawnSelf(id, [...common, role, "--node", nodePath(id)], {
+    const node = deployment.nodes.find((n) => n.id === id)!;
+    const args = role === "validator"
+      ? [
+        "validator",
+        "--genesis",
+        join(deployment.dir, node.genesis),
+        "--key",
+        join(deployment.dir, node.key),
+        "--db",
+        join(deployment.dir, node.db!),
+        "--listen",
+        node.listen!,
+        "--admin-token",
+        context.adminToken,
+      ]
+      : [role, "--node", nodePath(id)];
+    return supervisor.spawnSelf(id, [...common, ...args], {
       onStdoutLine: onEvent,
       onStderrLine: (line) => {
         logFile.write(line + "\n");
@@ -159,11 +183,29 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     )
   );
 
+  const validators = deployment.genesis.validators.map((v) => ({ id: v.id, url: v.endpoint! }));
+  for (const v of validators) {
+    const child = spawnRole("validator", v.id, () => {});
+    void child.exited.then((code) => {
+      if (code !== 0 && code !== 143 && code !== 130) {
+        log.warn(`${v.id} exited with code ${code}; see ${join(logsDir, `${v.id}.log`)}`);
+      }
+    });
+  }
+  const mirror = new LedgerMirror(
+    context.view,
+    validators,
+    Math.floor((context.validators - 1) / 3),
+  );
+
   const deadline = setTimeout(
     () => finished({ ok: false, error: `trial did not finish within ${context.deadlineMs} ms` }),
     context.deadlineMs,
   );
   try {
+    await waitForValidators(validators, 60_000);
+    log.info(`${validators.length} validators up: ${validators.map((v) => v.url).join(" ")}`);
+    mirror.start();
     log.info(
       `waiting for the edge to load the data and listen (log: ${join(logsDir, "edge-0.log")})`,
     );
@@ -191,12 +233,49 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
   } finally {
     clearTimeout(deadline);
     progress.finish();
+    await mirror.stop();
     await supervisor.stopAll();
   }
   if (rows.length !== spec.rounds) {
     throw new Error(`trial ended after ${rows.length} of ${spec.rounds} rounds`);
   }
-  return { mode, rows, wallSeconds: (performance.now() - started) / 1000 };
+  const wallSeconds = (performance.now() - started) / 1000;
+  return { mode, rows, wallSeconds, ledger: ledgerSummary(mirror, wallSeconds) };
+}
+
+function ledgerSummary(mirror: LedgerMirror, seconds: number): LedgerSummary {
+  const height = mirror.figures.height;
+  return {
+    height,
+    blocks: height,
+    seconds,
+    blocksPerSecond: height / Math.max(seconds, 1e-9),
+    commitLatencyMsP50: Number.NaN,
+    commitLatencyMsP99: Number.NaN,
+  };
+}
+
+/** Each validator answers /v1/status, or the trial fails naming the one that does not. */
+async function waitForValidators(
+  validators: readonly { id: string; url: string }[],
+  timeoutMs: number,
+) {
+  const deadline = Date.now() + timeoutMs;
+  for (const v of validators) {
+    for (;;) {
+      const ok = await fetch(`${v.url}/v1/status`, { signal: AbortSignal.timeout(2_000) })
+        .then((r) => {
+          void r.body?.cancel();
+          return r.ok;
+        })
+        .catch(() => false);
+      if (ok) break;
+      if (Date.now() > deadline) {
+        throw new Error(`validator ${v.id} at ${v.url} did not come up within ${timeoutMs} ms`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 }
 
 /** A device in the UI's table: active once it has reported a round. */
