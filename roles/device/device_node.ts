@@ -24,6 +24,9 @@ export interface DeviceNodeOptions {
   data: LabeledMatrix;
   /** Called after local training with the update, before reporting done (the ledger hook). */
   onUpdate?: (update: { round: number; weights: Float32Array; samples: number }) => Promise<void>;
+  /** Called before training; throws to refuse a global model without a valid commit certificate
+   * (roles/ledger_link UpdateSubmitter.checkModel). */
+  checkModel?: (work: WorkItem) => Promise<void>;
   onRoundDone?: (round: number, steps: number, seconds: number) => void;
   /** Test hook: every request body this device sends (the raw-rows-never-leave test). */
   onSend?: (path: string, body: Uint8Array) => void;
@@ -90,6 +93,7 @@ export class DeviceNode {
 
   async doWork(work: WorkItem, signal?: AbortSignal): Promise<void> {
     const started = performance.now();
+    await this.options.checkModel?.(work);
     const device = await this.#fetchModel(work.deviceModelSha256, signal);
     let result: { weights: Float32Array; edge?: Float32Array; steps: number; lossSum: number };
     if (work.mode === "splitfed-v1") {
