@@ -96,8 +96,11 @@ export interface AuditResult {
     features: { name: string; nmse: number }[];
     biometrics: BiometricRecovery[];
   };
-  /** Distance correlation between raw target rows and the activations the edge received. */
+  /** Distance correlation between raw target rows and the activations the edge received
+   * (V-statistic, biased upward in high dimension), and the bias-corrected dCor² (~0 when
+   * independent). */
   dcor: number;
+  dcor2BiasCorrected: number;
   labelInference: LabelInference & { labelsSent: boolean; note: string };
   seconds: number;
 }
@@ -240,7 +243,7 @@ export function runAudit(data: PrivacyData, options: AuditOptions): AuditResult 
     );
     return { data: out, rows: dIdx.length, columns: m.columns };
   };
-  const dcor = distanceCorrelation(pick(targetRaw), pick(targetActsM)).dcor;
+  const { dcor, dcor2BiasCorrected } = distanceCorrelation(pick(targetRaw), pick(targetActsM));
 
   const labelScores = inferLabels(auxActsM, aux.isAttack, targetActsM, attack);
   const labelInference = labelInferenceMetrics(labelScores, target.isAttack, aux.isAttack);
@@ -271,6 +274,7 @@ export function runAudit(data: PrivacyData, options: AuditOptions): AuditResult 
       biometrics: biometricRecovery(data.scales, auxRaw, targetRaw, guess, nmse),
     },
     dcor,
+    dcor2BiasCorrected,
     labelInference: {
       ...labelInference,
       labelsSent: true,
@@ -308,6 +312,8 @@ export interface PrivacyUtilityRow {
   biometricWithin: number | null;
   biometricBaseline: number | null;
   dcor: number;
+  /** Absent in tables measured before it was added. */
+  dcor2BiasCorrected?: number;
   labelAuc: number;
 }
 
@@ -334,6 +340,7 @@ export function tableRow(result: AuditResult): PrivacyUtilityRow {
     biometricWithin: mean((b) => b.withinTolerance),
     biometricBaseline: mean((b) => b.baselineWithinTolerance),
     dcor: result.dcor,
+    dcor2BiasCorrected: result.dcor2BiasCorrected,
     labelAuc: result.labelInference.auc,
   };
 }

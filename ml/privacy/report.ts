@@ -19,6 +19,7 @@ const TABLE_HEADER = [
   "recon. nMSE",
   "biometrics within tol. (median guess)",
   "dCor",
+  "dCor² bias-corr.",
   "label AUC from acts",
 ];
 
@@ -31,6 +32,7 @@ function tableCells(table: PrivacyUtilityTable): string[][] {
     num(r.nmseMean),
     r.biometricWithin === null ? "—" : `${pct(r.biometricWithin)} (${pct(r.biometricBaseline)})`,
     num(r.dcor),
+    num(r.dcor2BiasCorrected ?? null),
     num(r.labelAuc),
   ]);
 }
@@ -109,7 +111,8 @@ export function auditText(r: AuditResult): string {
     `  mean normalized MSE over features: ${
       num(r.reconstruction.nmseMean)
     } (1 = no better than the mean, 0 = exact)`,
-    `  distance correlation raw rows vs activations (${r.samples.dcorRows} rows): ${num(r.dcor)}`,
+    `  distance correlation raw rows vs activations (${r.samples.dcorRows} rows): ${num(r.dcor)} ` +
+    `(bias-corrected dCor² ${num(r.dcor2BiasCorrected)}; ~0 when independent)`,
     "",
     "  biometric      tolerance    recovered   median guess   nMSE",
     ...r.reconstruction.biometrics.map((b) =>

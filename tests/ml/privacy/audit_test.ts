@@ -110,6 +110,7 @@ Deno.test("audit: the privacy-utility table as data, Markdown, text and HTML", (
   assert(table.rows[1].epsilon! > 0);
   const md = tableMarkdown(table);
   assertStringIncludes(md, "| protection | ε | F1 |");
+  assert(table.rows.every((r) => Number.isFinite(r.dcor2BiasCorrected)));
   assertEquals(md.split("\n").filter((l) => l.startsWith("| ")).length, 4);
   assertStringIncludes(tableText(table), "NoPeek α=0.1");
   const html = tableHtml(table);

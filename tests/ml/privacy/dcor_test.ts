@@ -69,6 +69,17 @@ Deno.test("dcor: 1 for a linear (similarity) map, symmetric, ~0 for independent 
     big < 0.15 && big < 0.7 * small,
     `independent samples: dCor ${small} at n=300, ${big} at n=1200`,
   );
+  // The bias-corrected statistic is ~0 for independent samples at any dimension, 1 for linear.
+  const highDim = distanceCorrelation(
+    { data: gaussian(300, 36, 13), rows: 300, columns: 36 },
+    { data: gaussian(300, 704, 14), rows: 300, columns: 704 },
+  );
+  assert(highDim.dcor > 0.5, `V-statistic bias in high dimension: ${highDim.dcor}`);
+  assert(
+    Math.abs(highDim.dcor2BiasCorrected) < 0.02,
+    `bias-corrected: ${highDim.dcor2BiasCorrected}`,
+  );
+  assertAlmostEquals(distanceCorrelation(X, Y).dcor2BiasCorrected, 1, 1e-9);
   // Nonlinear dependence that Pearson correlation misses (y = x²) is detected.
   const square = { data: col.map((v) => v * v), rows: n, columns: 1 };
   assert(distanceCorrelation({ data: col, rows: n, columns: 1 }, square).dcor > 0.4);
