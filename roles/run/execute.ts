@@ -42,6 +42,24 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
     },
     metrics,
   });
+  if (!options.inProcess) {
+    // Validators start with the trial; until they answer, the UI shows them as not yet healthy.
+    const ids = Array.from({ length: options.validators }, (_, i) => `validator-${i}`);
+    view.setValidators({
+      view: 0,
+      height: 0,
+      f: Math.floor((options.validators - 1) / 3),
+      primary: ids[0],
+      checkpoint: { height: 0, digest: "0".repeat(64) },
+      validators: ids.map((id, i) => ({
+        id,
+        healthy: false,
+        isPrimary: i === 0,
+        view: 0,
+        height: 0,
+      })),
+    });
+  }
   const adminToken = crypto.randomUUID().replace(/-/g, "");
   const app = createApp(view, { version: VERSION, adminToken, metrics });
   const server = await serve({
