@@ -14,14 +14,31 @@ export function validatorCommand(): Command {
       "run one PBFT validator: orders signed transactions into blocks with its peers from genesis, " +
         "stores the certified chain, serves blobs, the ledger API and the web UI",
     )
-    .requiredOption("--genesis <file>", "genesis JSON file (validators with their endpoints)", existingPath("file"))
-    .requiredOption("--key <file>", "this validator's key file (iomt-sfl keys gen --role validator)", existingPath("file"))
-    .option("--db <path|url>", "ledger database: a file path or a libsql:// URL (default: <data-dir>/<id>/ledger.db)")
+    .requiredOption(
+      "--genesis <file>",
+      "genesis JSON file (validators with their endpoints)",
+      existingPath("file"),
+    )
+    .requiredOption(
+      "--key <file>",
+      "this validator's key file (iomt-sfl keys gen --role validator)",
+      existingPath("file"),
+    )
+    .option(
+      "--db <path|url>",
+      "ledger database: a file path or a libsql:// URL (default: <data-dir>/<id>/ledger.db)",
+    )
     .addOption(
-      new Option("--listen <host:port>", "address to serve on (default: the host:port of this validator's genesis endpoint)")
+      new Option(
+        "--listen <host:port>",
+        "address to serve on (default: the host:port of this validator's genesis endpoint)",
+      )
         .argParser(listenAddress),
     )
-    .option("--admin-token <token>", "bearer token for the web API's admin actions (≥ 16 characters)")
+    .option(
+      "--admin-token <token>",
+      "bearer token for the web API's admin actions (≥ 16 characters)",
+    )
     .addHelpText(
       "after",
       "\nExample:\n  $ iomt-sfl validator --genesis genesis.json --key v0.key.json --db node0/ledger.db --listen 127.0.0.1:7101",
@@ -38,7 +55,9 @@ export function validatorCommand(): Command {
       const { mkdirSync } = await import("node:fs");
 
       const text = readFileSync(options.genesis, "utf8");
-      if (text.length > GENESIS_BYTES_MAX) throw new UsageError(`${options.genesis}: genesis larger than ${GENESIS_BYTES_MAX} bytes`);
+      if (text.length > GENESIS_BYTES_MAX) {
+        throw new UsageError(`${options.genesis}: genesis larger than ${GENESIS_BYTES_MAX} bytes`);
+      }
       let genesis;
       try {
         genesis = parseGenesis(text);
@@ -56,20 +75,33 @@ export function validatorCommand(): Command {
       if (index === undefined) {
         throw new UsageError(
           `key ${key.id} (${key.address}) in ${options.key} is not a validator of chain ${ctx.chainId}; ` +
-            `use one of the validator keys listed in ${options.genesis} (${ctx.validators.map((v) => v.id).join(", ")}) ` +
+            `use one of the validator keys listed in ${options.genesis} (${
+              ctx.validators.map((v) => v.id).join(", ")
+            }) ` +
             `or regenerate the genesis with this key (iomt-sfl ledger genesis --validators ...)`,
         );
       }
       const missing = ctx.validators.filter((v, i) => i !== index && !v.endpoint).map((v) => v.id);
       if (missing.length > 0) {
-        throw new UsageError(`${options.genesis}: validators ${missing.join(", ")} have no "endpoint"; peers cannot reach them`);
+        throw new UsageError(
+          `${options.genesis}: validators ${
+            missing.join(", ")
+          } have no "endpoint"; peers cannot reach them`,
+        );
       }
       let listen = options.listen;
       if (!listen) {
         const endpoint = ctx.validators[index].endpoint;
-        if (!endpoint) throw new UsageError(`validator ${key.id} has no endpoint in genesis: give --listen HOST:PORT`);
+        if (!endpoint) {
+          throw new UsageError(
+            `validator ${key.id} has no endpoint in genesis: give --listen HOST:PORT`,
+          );
+        }
         const url = new URL(endpoint);
-        listen = { hostname: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port || (url.protocol === "https:" ? 443 : 80)) };
+        listen = {
+          hostname: url.hostname.replace(/^\[|\]$/g, ""),
+          port: Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+        };
       }
       const globals = globalOptions(command as never);
       let db = options.db;
