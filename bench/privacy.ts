@@ -1,5 +1,6 @@
 // The privacy-utility table of docs/privacy.md, on the synthetic default and on WUSTL-EHMS-2020:
 //   deno run --allow-all bench/privacy.ts [--epochs 2] [--rows 10000] [--out privacy-table.json]
+//                                         [--only synthetic|wustl] [--noise-levels 0.05,0.1]
 // Prints one Markdown table per data set (stdout) and writes all results as JSON with --out.
 // WUSTL-EHMS is read from ../shared/datasets/ and skipped with a message when absent.
 import { existsSync, writeFileSync } from "node:fs";
@@ -28,6 +29,12 @@ export async function benchPrivacy(): Promise<void> {
   const rows = Number(flag("rows", "10000"));
   const out = flag("out", "");
   const only = flag("only", "");
+  // --noise-levels 0.05,0.1,0.2: a finer noise grid (plus the unprotected row) instead of the
+  // default settings, to locate where utility breaks down.
+  const levels = flag("noise-levels", "");
+  const settings = levels
+    ? [{}, ...levels.split(",").map((v) => ({ clipNorm: 1, noiseMultiplier: Number(v) }))]
+    : undefined;
   await initTensorflow();
   const sources: [string, PrivacySource][] = [["synthetic", { synthetic: { rows, seed: 1 } }]];
   if (existsSync(WUSTL_PATH)) sources.push(["wustl", { path: WUSTL_PATH }]);
@@ -41,7 +48,7 @@ export async function benchPrivacy(): Promise<void> {
     const table = privacyUtilityTable(
       data,
       { ...DEFAULT_AUDIT, epochs },
-      undefined,
+      settings,
       (row, result) => {
         const worst = [...result.reconstruction.features].filter((f) => Number.isFinite(f.nmse))
           .sort((a, b) => b.nmse - a.nmse).slice(0, 3).map((f) => `${f.name}=${f.nmse.toFixed(3)}`);
