@@ -22,7 +22,11 @@ export interface UpdateSubmitterOptions {
   waitForCommit?: boolean;
   commitTimeoutMs?: number;
   /** Test and `run --attack` hook: what this device actually submits instead of its update. */
-  transform?: (update: DeviceUpdate) => Float32Array | Promise<Float32Array>;
+  /** `global` is the certified model of the round when checkModel ran, else null. */
+  transform?: (
+    update: DeviceUpdate,
+    global: Float32Array | null,
+  ) => Float32Array | Promise<Float32Array>;
   log?: Logger;
 }
 
@@ -36,6 +40,8 @@ export interface SubmittedUpdate {
 export class UpdateSubmitter {
   readonly #options: UpdateSubmitterOptions;
   readonly #log: Logger;
+  /** Certified global weights by loop round (the last two). */
+  readonly #certified = new Map<number, Float32Array>();
 
   constructor(options: UpdateSubmitterOptions) {
     this.#options = options;
@@ -55,7 +61,7 @@ export class UpdateSubmitter {
     const client = this.#options.client;
     const round = this.ledgerRound(update.round);
     const weights = this.#options.transform
-      ? await this.#options.transform(update)
+      ? await this.#options.transform(update, this.#certified.get(update.round) ?? null)
       : update.weights;
     const bytes = encodeWeights(weights);
     const { sha256 } = await client.putBlob(bytes);
@@ -89,6 +95,10 @@ export class UpdateSubmitter {
 
   /** DeviceNode's `checkModel` hook: throws unless the offered model is the certified one. */
   readonly checkModel = async (work: { round: number; deviceModelSha256: string }) => {
-    await this.certifiedModel(work.round, work.deviceModelSha256);
+    const model = await this.certifiedModel(work.round, work.deviceModelSha256);
+    this.#certified.set(work.round, model.weights);
+    for (const round of this.#certified.keys()) {
+      if (round < work.round - 1) this.#certified.delete(round);
+    }
   };
 }

@@ -257,6 +257,7 @@ Deno.test("validators reject poisoned and bad updates with reasons, agree on the
       const hashes = await Promise.all(cluster.stores.map((s) => s!.getBlockHash(h)));
       assertEquals(new Set(hashes).size, 1, `block ${h}`);
     }
+    await cluster.halt();
     for (const store of cluster.stores) {
       const report = await verifyLedger(store!, cluster.genesis);
       assert(report.ok, JSON.stringify(report));

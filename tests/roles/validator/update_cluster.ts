@@ -171,6 +171,16 @@ export class UpdateCluster {
     this.apps[index] = null;
   }
 
+  /** Stops every node and app but keeps the stores open (for verifyLedger on a quiet chain). */
+  async halt(): Promise<void> {
+    for (let i = 0; i < 4; i++) {
+      this.network.setDown(i, true);
+      this.apps[i]?.stop();
+      await this.nodes[i]?.stop();
+      await this.apps[i]?.idle();
+    }
+  }
+
   async stop(): Promise<void> {
     for (let i = 0; i < 4; i++) await this.crash(i);
     rmSync(this.dir, { recursive: true, force: true });
