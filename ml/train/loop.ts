@@ -137,7 +137,8 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
     learningRate: options.learningRate,
     seed: options.seed,
   };
-  logger("ml").info(
+  // Callers (run, edge) print describeModel themselves at info level.
+  logger("ml").debug(
     `${options.mode}: ${partitions.length} devices, ${options.rounds} rounds, seed ${options.seed}\n${
       describeModel(config)
     }`,
