@@ -11,6 +11,7 @@ import { createApp } from "../../web/app.ts";
 import type { NodeMetrics } from "../../web/metrics.ts";
 import type { ValidatorNode } from "./node.ts";
 import { validatorView } from "./view.ts";
+import type { NodeView } from "../../web/node_view.ts";
 
 /** Client txs per POST /v1/tx. */
 export const TXS_PER_REQUEST_MAX = 1000;
@@ -23,6 +24,8 @@ export interface ValidatorHttpOptions {
   metrics?: NodeMetrics;
   adminToken?: string;
   readToken?: string;
+  /** Extra NodeView parts (update consensus: devices, see update_view.ts). */
+  view?: Partial<NodeView>;
 }
 
 class BodyTooLarge extends Error {}
@@ -74,7 +77,7 @@ export function createValidatorApp(
     const key = ctx.keys.get(address);
     return key ? { publicKey: key.publicKey, role: key.role } : undefined;
   });
-  const web = createApp(validatorView(node, store, startedAtMs), {
+  const web = createApp({ ...validatorView(node, store, startedAtMs), ...options.view }, {
     version: options.version,
     metrics: options.metrics,
     adminToken: options.adminToken,
