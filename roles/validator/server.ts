@@ -14,6 +14,9 @@ import { createNodeMetrics } from "../../web/metrics.ts";
 import { createValidatorApp } from "./http.ts";
 import { ValidatorNode, type ValidatorSettings } from "./node.ts";
 import { HttpOutbound } from "./transport.ts";
+import { ValidatorClient } from "./client.ts";
+import { UpdateApp, type UpdateEvaluator } from "./update_app.ts";
+import { updateView } from "./update_view.ts";
 
 export interface StartValidatorOptions {
   genesis: Genesis;
@@ -27,11 +30,15 @@ export interface StartValidatorOptions {
   version: string;
   settings?: ValidatorSettings;
   adminToken?: string;
+  /** Update scoring with the ML engine on a validation sample (update_evaluator.ts). */
+  evaluate?: UpdateEvaluator;
 }
 
 export interface RunningValidator {
   node: ValidatorNode;
   store: LedgerStore;
+  /** Update consensus (scores, decisions, reputation) on top of the chain. */
+  updates: UpdateApp;
   server: ServerHandle;
   url: string;
   close(): Promise<void>;
@@ -64,10 +71,22 @@ export async function startValidator(options: StartValidatorOptions): Promise<Ru
       settings: options.settings,
       log,
     });
+    // Blobs a device did not upload here are fetched from the peers (hash-checked).
+    const peers = ctx.validators.some((v) => v.endpoint)
+      ? new ValidatorClient({ genesis: options.genesis, requestTimeoutMs: 5_000 })
+      : null;
+    const updates = await UpdateApp.attach(node, {
+      store,
+      key: options.key,
+      evaluate: options.evaluate,
+      fetchBlob: (sha256) => peers ? peers.getBlob(sha256).catch(() => null) : Promise.resolve(null),
+      log: log.child("updates"),
+    });
     const app = createValidatorApp(node, store, {
       version: options.version,
       metrics,
       adminToken: options.adminToken,
+      view: updateView(updates, options.genesis.genesis_time_ms),
     });
     node.onCommit((block) => {
       metrics.ledgerHeight.set(block.header.height);
@@ -89,9 +108,11 @@ export async function startValidator(options: StartValidatorOptions): Promise<Ru
     const running: RunningValidator = {
       node,
       store,
+      updates,
       server,
       url,
       async close() {
+        updates.stop();
         await node!.stop();
         await server!.close();
         store.close();

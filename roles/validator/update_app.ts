@@ -75,6 +75,8 @@ const LOG_LINES_PER_ROUND_MAX = 64;
 export interface CommittedRound {
   round: number;
   height: number;
+  /** Time of the block that committed it. */
+  timeMs: number;
   record: RoundRecord;
 }
 
@@ -353,7 +355,7 @@ export class UpdateApp {
           this.#roundClose(tx.body as RoundCloseBody);
           break;
         case "round_result":
-          await this.#roundResult(tx.body as RoundResultBody, height);
+          await this.#roundResult(tx.body as RoundResultBody, height, block.header.time_ms);
           break;
         case "readmit": {
           const target = this.ctx.keys.get((tx.body as { target: string }).target);
@@ -426,7 +428,7 @@ export class UpdateApp {
     if (this.#live) this.#scheduleResult(body.round, 0);
   }
 
-  async #roundResult(body: RoundResultBody, height: number): Promise<void> {
+  async #roundResult(body: RoundResultBody, height: number, timeMs: number): Promise<void> {
     if (!this.#ledger) throw new Error(`round_result ${body.round} before any round_open`);
     const record = body.record as unknown as RoundRecord;
     const { globalWeights, globalModelHash, stateRoot } = this.#ledger.commit(record);
@@ -434,7 +436,7 @@ export class UpdateApp {
     this.#closedRound = null;
     this.#evaluations.delete(body.round);
     if (this.#records.length >= RECORDS_KEPT_MAX) this.#records.shift();
-    this.#records.push({ round: body.round, height, record });
+    this.#records.push({ round: body.round, height, timeMs, record });
     const rejected = record.updates.filter((u) => !u.accepted);
     this.#log.info(`round ${body.round} result committed`, {
       height,
