@@ -282,7 +282,7 @@ export class ValidatorClient {
     } | undefined;
     const named = tx?.type === "round_close"
       ? body?.aggregate_sha256
-      : tx?.type === "round_open"
+      : tx?.type === "round_open" || tx?.type === "round_result"
       ? body?.global_model_sha256
       : undefined;
     if (named !== reference.sha256 || body?.round !== reference.round) {

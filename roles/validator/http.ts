@@ -242,8 +242,9 @@ export interface GlobalModelReference {
   /** Round whose closing block committed this model (0 = genesis). */
   round: number;
   sha256: string;
-  /** "round_close" (aggregate), "round_open" (model a round trains from) or "genesis". */
-  source: "round_close" | "round_open" | "genesis";
+  /** "round_result" (the validators' record of a closed round), "round_close" (aggregate),
+   * "round_open" (model a round trains from) or "genesis". */
+  source: "round_result" | "round_close" | "round_open" | "genesis";
   height: number;
   tx_index: number | null;
   block: Block | null;
@@ -258,7 +259,8 @@ export async function globalModel(
   type Rows = { rows: ArrayLike<ArrayLike<unknown>> };
   const rows = await store.execute(
     `SELECT height, idx, type, tx_json FROM transactions
-     WHERE (type = 'round_close' AND tx_json LIKE '%"aggregate_sha256"%') OR (type = 'round_open' AND tx_json LIKE '%"global_model_sha256"%')
+     WHERE (type = 'round_close' AND tx_json LIKE '%"aggregate_sha256"%')
+        OR (type IN ('round_open', 'round_result') AND tx_json LIKE '%"global_model_sha256"%')
      ORDER BY height DESC, idx DESC LIMIT 1`,
   ) as Rows;
   const row = rows.rows[0];
@@ -272,11 +274,12 @@ export async function globalModel(
         aggregate_sha256?: string;
         global_model_sha256?: string;
       };
-      const sha256 = tx.type === "round_close" ? body.aggregate_sha256! : body.global_model_sha256!;
+      const sha256 = tx.type === "round_close" ? body.aggregate_sha256 : body.global_model_sha256;
+      if (sha256 === undefined) break; // the text matched inside meta/record, not the field
       return {
         round: body.round,
-        sha256,
-        source: tx.type as "round_close" | "round_open",
+        sha256: sha256,
+        source: tx.type as "round_result" | "round_close" | "round_open",
         height,
         tx_index: index,
         block: committed.block,

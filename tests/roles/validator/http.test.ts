@@ -193,3 +193,32 @@ Deno.test("blobs: hash checked on receipt, signed uploads only, size limit", asy
     assertEquals((await web.json()).role, "validator");
   });
 });
+
+Deno.test("client: txs, blobs and the global model with a certificate checked against genesis", async () => {
+  await withApp(async (cluster, fetch) => {
+    const { ValidatorClient } = await import("../../../roles/validator/client.ts");
+    const viaApp = ((input: string | URL | Request, init?: RequestInit) =>
+      fetch(new URL(String(input)).pathname, init)) as typeof globalThis.fetch;
+    const validator = cluster.keys.validators[1];
+    const client = new ValidatorClient({
+      genesis: cluster.genesis,
+      signer: validator,
+      endpoints: ["http://v0"],
+      fetch: viaApp,
+    });
+    const weights = new Uint8Array(4096).map((_, i) =>
+      i % 251
+    );
+    const { sha256, stored } = await client.putBlob(weights);
+    assertEquals(stored, 1);
+    // Sent to one validator only; it orders it (or forwards it to the primary).
+    const outcome = await client.submit("round_open", { round: 1, global_model_sha256: sha256 });
+    await cluster.waitFor("round_open committed", async () => {
+      const s = await (await fetch(`/v1/tx/${outcome.id}`)).json();
+      return s.status === "committed";
+    });
+    const model = await client.globalModel();
+    assertEquals([model.round, model.sha256, model.bytes], [1, sha256, weights]);
+    assertEquals(model.certificate!.signatures.length >= 3, true, "2f+1 commit signatures");
+  });
+});
