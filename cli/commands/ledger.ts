@@ -8,6 +8,12 @@ import type { LedgerStore } from "../../ledger/store/store.ts";
 import { logger } from "../../util/log.ts";
 import { commaList, intInRange } from "../options.ts";
 import { UsageError } from "../usage_error.ts";
+import {
+  deviceTableLines,
+  devicesFromStore,
+  recordOf,
+  roundRecordLines,
+} from "../../roles/validator/update_summary.ts";
 
 const DB_HELP = "ledger database: a file path, or a libsql:// or http(s):// URL of a libSQL server";
 const GENESIS_BYTES_MAX = 64 * 1024 * 1024;
@@ -235,12 +241,14 @@ async function showBlocks(
         certificate: c.certificate,
       });
     }
+    const updates = await devicesFromStore(store, deviceIdsOf(ctx));
     console.log(
       JSON.stringify({
         chain_id: ctx?.chainId ?? null,
         genesis_hash: ctx?.genesisHash ?? null,
         height,
         blocks,
+        devices: updates.devices,
       }),
     );
     return;
@@ -256,13 +264,21 @@ async function showBlocks(
   let shown = 0;
   for await (const c of store.readCommitted(from, to)) {
     console.log(formatBlock(ctx, c.hash, c.block, c.certificate));
-    c.block.txs.forEach((tx, i) =>
-      console.log(`    [${i}] ${formatTx(ctx, tx)}  tx ${short(txHash(tx))}`)
-    );
+    c.block.txs.forEach((tx, i) => {
+      console.log(`    [${i}] ${formatTx(ctx, tx)}  tx ${short(txHash(tx))}`);
+      const record = recordOf(tx);
+      if (record) for (const line of roundRecordLines(record)) console.log(`          ${line}`);
+    });
     shown += 1;
   }
   if (shown === 0) {
     console.log(from > height ? `no blocks from height ${from} (last is ${height})` : "no blocks");
+  }
+  // Update consensus: reputation, credits and status from every committed round result.
+  const updates = await devicesFromStore(store, deviceIdsOf(ctx));
+  if (updates.devices.length > 0) {
+    console.log(`devices after ${updates.rounds} committed round result(s):`);
+    for (const line of deviceTableLines(updates.devices)) console.log(`  ${line}`);
   }
 }
 
@@ -316,6 +332,10 @@ function formatTx(ctx: ChainContext | null, tx: Tx): string {
     default:
       return `${head}  body ${JSON.stringify(tx.body).slice(0, 80)}`;
   }
+}
+
+function deviceIdsOf(ctx: ChainContext | null): string[] {
+  return ctx ? [...ctx.keys.values()].filter((k) => k.role === "device").map((k) => k.id) : [];
 }
 
 function nameOf(ctx: ChainContext | null, address: string): string {

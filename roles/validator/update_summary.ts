@@ -120,3 +120,24 @@ export function webDevice(d: DeviceSummary, lastSeenIso: string): Device {
     updatesRejected: d.rejectedCount,
   };
 }
+
+/** Devices from every committed round_result in a store (reads the chain once, in order). */
+export async function devicesFromStore(
+  store: {
+    height(): Promise<number>;
+    readCommitted(from: number, to: number): AsyncIterable<{ block: { txs: Tx[] } }>;
+  },
+  deviceIds: readonly string[],
+): Promise<{ devices: DeviceSummary[]; rounds: number }> {
+  const records: RoundRecord[] = [];
+  const height = await store.height();
+  if (height > 0) {
+    for await (const c of store.readCommitted(1, height)) {
+      for (const tx of c.block.txs) {
+        const record = recordOf(tx);
+        if (record) records.push(record);
+      }
+    }
+  }
+  return { devices: devicesFromRecords(deviceIds, records), rounds: records.length };
+}

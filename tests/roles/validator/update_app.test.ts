@@ -13,6 +13,8 @@ import type { LoadedKey } from "../../../ledger/crypto/keyfile.ts";
 import { certifiedRoundModel, waitForRoundResult } from "../../../roles/ledger_link/certified.ts";
 import { UpdateSubmitter } from "../../../roles/ledger_link/update_submitter.ts";
 import { UpdateCluster } from "./update_cluster.ts";
+import { ledgerCommand } from "../../../cli/commands/ledger.ts";
+import { join } from "node:path";
 
 const P = 64;
 const SEED = 11;
@@ -262,6 +264,24 @@ Deno.test("validators reject poisoned and bad updates with reasons, agree on the
       const report = await verifyLedger(store!, cluster.genesis);
       assert(report.ok, JSON.stringify(report));
     }
+
+    // `ledger show` prints each round's decisions and the devices' reputation and credits.
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (...parts: unknown[]) => lines.push(parts.join(" "));
+    try {
+      await ledgerCommand().parseAsync(
+        ["show", "--db", join(cluster.dir, "v0.db"), "--limit", "100"],
+        { from: "user" },
+      );
+    } finally {
+      console.log = log;
+    }
+    const shown = lines.join("\n");
+    assert(/REJECT dev-7 .*reasons: cosine_too_low/.test(shown), shown.slice(-3000));
+    assert(/REFUSE dev-9 +wrong_shape/.test(shown), shown.slice(-3000));
+    assert(/^ +dev-7 +quarantined +0\.\d+ +0 /m.test(shown), shown.slice(-1500));
+    assert(/devices after 3 committed round result/.test(shown), shown.slice(-1500));
 
     // A restarted validator rebuilds the same state by replaying its committed blocks.
     await cluster.crash(2);
