@@ -11,6 +11,7 @@ import { loadNode, modelConfigFor, NodeConfigError } from "../node_config.ts";
 import { exitWhenParentDies } from "../supervisor.ts";
 import { prepareOptionsOf } from "../trial_spec.ts";
 import { DeviceNode } from "./device_node.ts";
+import { deviceLedgerLink } from "../ledger_link/wiring.ts";
 
 export async function runDevice(nodePath: string): Promise<void> {
   exitWhenParentDies();
@@ -37,6 +38,8 @@ export async function runDevice(nodePath: string): Promise<void> {
   );
   log.info(`holding ${mine.rows} flow records locally; edge ${config.edge_url}`);
 
+  // With ledger rounds on: submit updates to the validators, train only from certified models.
+  const ledger = deviceLedgerLink(chain.genesis, key);
   const device = new DeviceNode({
     id: config.id,
     chainId: chain.chainId,
@@ -45,6 +48,8 @@ export async function runDevice(nodePath: string): Promise<void> {
     fetcher: globalFetcher,
     config: model,
     data: mine,
+    onUpdate: ledger?.onUpdate,
+    checkModel: ledger?.checkModel,
     onRoundDone: (round, steps, seconds) =>
       emitEvent({ event: "device-round", id: config.id, round, steps, seconds }),
   });

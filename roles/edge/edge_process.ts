@@ -13,6 +13,7 @@ import { exitWhenParentDies } from "../supervisor.ts";
 import { prepareOptionsOf } from "../trial_spec.ts";
 import { createEdgeApp } from "./edge_app.ts";
 import { EdgeNode } from "./edge_node.ts";
+import { edgeLedgerLink } from "../ledger_link/wiring.ts";
 
 const log = logger("edge");
 const REQUEST_BODY_BYTES_MAX = 80 * 1024 * 1024;
@@ -23,7 +24,7 @@ export async function runEdge(
 ): Promise<void> {
   exitWhenParentDies();
   const node = await loadNode(nodePath, "edge");
-  const { config, chain } = node;
+  const { config, chain, key } = node;
   const trial = config.trial;
   const tfInfo = await startTensorflow();
   log.info("tfjs ready", { backend: tfInfo.backend, simd: tfInfo.simd });
@@ -55,6 +56,8 @@ export async function runEdge(
     roundTimeoutMs: trial.roundTimeoutMs,
     minDevices: Math.min(trial.minDevices, mine.length),
   });
+  // With ledger rounds on (genesis ext.ledger_rounds), the validators decide which updates count.
+  const ledger = edgeLedgerLink(chain.genesis, key, mine.map((d) => d.id), edgeCount);
   const verifier = new RequestVerifier(chain.chainId, (address) => {
     const key = chain.keys.get(address);
     return key ? { publicKey: key.publicKey, role: key.role } : undefined;
@@ -94,7 +97,8 @@ export async function runEdge(
       partitions: data.devices.filter((_, d) => d % edgeCount === edgeIndex),
       validation: data.validation,
       test: data.test,
-      executor: edge,
+      executor: ledger ? ledger.executor(edge) : edge,
+      aggregate: ledger?.aggregate,
       signal: controller.signal,
       onRound: (report) => {
         log.info(

@@ -2,3 +2,4 @@
 export * from "./certified.ts";
 export * from "./ledger_aggregator.ts";
 export * from "./update_submitter.ts";
+export * from "./wiring.ts";
