@@ -92,6 +92,38 @@ export class Supervisor {
     return handle;
   }
 
+  /**
+   * Like spawnSelf, but starts the child again (after `delayMs`) when it dies while the
+   * supervisor is not stopping, at most `restartsMax` times: a crashed validator resumes from
+   * its database, a device rejoins the next round, the edge resumes its round state.
+   * `exited` resolves with the last exit code once no restart follows.
+   */
+  spawnSelfRestarting(
+    name: string,
+    args: readonly string[],
+    options: SpawnSelfOptions & {
+      restartsMax: number;
+      delayMs: number;
+      onRestart?: (attempt: number, code: number) => void;
+    },
+  ): { readonly exited: Promise<number>; current(): ChildHandle } {
+    let handle = this.spawnSelf(name, args, options);
+    const exited = (async () => {
+      for (let attempt = 1;; attempt++) {
+        const code = await handle.exited;
+        if (this.#stopping || code === 0 || attempt > options.restartsMax) return code;
+        log.warn(
+          `${name} exited with code ${code}; restarting (${attempt}/${options.restartsMax})`,
+        );
+        options.onRestart?.(attempt, code);
+        await new Promise((resolve) => setTimeout(resolve, options.delayMs));
+        if (this.#stopping) return code;
+        handle = this.spawnSelf(name, args, options);
+      }
+    })();
+    return { exited, current: () => handle };
+  }
+
   /** SIGTERM every child, SIGKILL the ones still alive after the grace period. */
   stopAll(graceMs = CHILD_STOP_GRACE_MS): Promise<void> {
     if (this.#stopping) return this.#stopping;

@@ -28,6 +28,9 @@ import {
 } from "./results.ts";
 
 const log = logger("run");
+/** A crashed child (validator, edge, device) is started again this many times. */
+const CHILD_RESTARTS_MAX = 5;
+const CHILD_RESTART_DELAY_MS = 1_000;
 
 export interface RunContext {
   outDir: string;
@@ -147,7 +150,9 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
         context.adminToken,
       ]
       : [role, "--node", nodePath(id)];
-    return supervisor.spawnSelf(id, [...common, ...args], {
+    return supervisor.spawnSelfRestarting(id, [...common, ...args], {
+      restartsMax: CHILD_RESTARTS_MAX,
+      delayMs: CHILD_RESTART_DELAY_MS,
       onStdoutLine: onEvent,
       onStderrLine: (line) => {
         logFile.write(line + "\n");
