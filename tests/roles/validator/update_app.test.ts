@@ -247,6 +247,20 @@ Deno.test("validators reject poisoned and bad updates with reasons, agree on the
     const error = norm(finalDelta.map((v, j) => v - honestDelta[j])) / norm(honestDelta);
     assert(error < 0.5, `aggregate off the honest path by ${error.toFixed(3)}`);
 
+    // The web API lists the devices with the ledger's reputation and status.
+    const listed = await (await cluster.fetch("http://v1.test/api/v1/devices")).json();
+    const items = (Array.isArray(listed) ? listed : listed.items ?? listed.devices) as {
+      id: string;
+      status: string;
+      reputation: number;
+    }[];
+    assertEquals(
+      items.find((d) => d.id === "dev-8")?.status,
+      "quarantined",
+      JSON.stringify(listed),
+    );
+    assert(items.find((d) => d.id === "dev-1")!.reputation > 0.7, JSON.stringify(listed));
+
     // Identical chains, identical application state, verifyLedger on every store.
     await Promise.all(cluster.liveApps().map((a) => a.idle()));
     const roots = cluster.liveApps().map((a) => a.stateRoot());

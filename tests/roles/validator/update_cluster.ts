@@ -13,6 +13,7 @@ import { createValidatorApp } from "../../../roles/validator/http.ts";
 import { MemoryNetwork } from "../../../roles/validator/memory_transport.ts";
 import { ValidatorNode } from "../../../roles/validator/node.ts";
 import { UpdateApp, type UpdateEvaluator } from "../../../roles/validator/update_app.ts";
+import { updateView } from "../../../roles/validator/update_view.ts";
 import { FAST_SETTINGS, seedHex } from "./fixtures.ts";
 
 export const UPDATE_CHAIN_ID = "iomt-sfl-update-test";
@@ -148,7 +149,10 @@ export class UpdateCluster {
       },
       resultRetryMs: 2_000,
     });
-    const http = createValidatorApp(node, store, { version: "test" });
+    const http = createValidatorApp(node, store, {
+      version: "test",
+      view: updateView(app, this.genesis.genesis_time_ms),
+    });
     this.nodes[index] = node;
     this.stores[index] = store;
     this.apps[index] = app;
