@@ -9,8 +9,8 @@ import { logger } from "../../util/log.ts";
 import { commaList, intInRange } from "../options.ts";
 import { UsageError } from "../usage_error.ts";
 import {
-  deviceTableLines,
   devicesFromStore,
+  deviceTableLines,
   recordOf,
   roundRecordLines,
 } from "../../roles/validator/update_summary.ts";
@@ -267,7 +267,7 @@ async function showBlocks(
     c.block.txs.forEach((tx, i) => {
       console.log(`    [${i}] ${formatTx(ctx, tx)}  tx ${short(txHash(tx))}`);
       const record = recordOf(tx);
-      if (record) for (const line of roundRecordLines(record)) console.log(`          ${line}`);
+      if (record) { for (const line of roundRecordLines(record)) console.log(`          ${line}`); }
     });
     shown += 1;
   }

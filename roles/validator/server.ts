@@ -79,7 +79,8 @@ export async function startValidator(options: StartValidatorOptions): Promise<Ru
       store,
       key: options.key,
       evaluate: options.evaluate,
-      fetchBlob: (sha256) => peers ? peers.getBlob(sha256).catch(() => null) : Promise.resolve(null),
+      fetchBlob: (sha256) =>
+        peers ? peers.getBlob(sha256).catch(() => null) : Promise.resolve(null),
       log: log.child("updates"),
     });
     const app = createValidatorApp(node, store, {
