@@ -23,7 +23,7 @@ import type { RoundEvaluation } from "../../ledger/app/scoring.ts";
 import type { AppState, DeviceState } from "../../ledger/app/state.ts";
 import { reputationMicro } from "../../ledger/app/state.ts";
 import type { ChainContext } from "../../ledger/chain/genesis.ts";
-import { signTx } from "../../ledger/chain/tx.ts";
+import { encodeTx, signTx } from "../../ledger/chain/tx.ts";
 import type {
   Block,
   ModelUpdateBody,
@@ -472,6 +472,16 @@ export class UpdateApp {
         record: record as unknown as Record<string, CanonicalValue>,
       };
       const tx = await signTx(this.#options.key, this.ctx.chainId, "round_result", nonce, body);
+      const txBytes = encodeTx(tx).length;
+      const txBytesMax = this.ctx.genesis.params.batch.max_tx_bytes;
+      if (txBytes > txBytesMax) {
+        // No validator can ever submit this round's result: a genesis sizing error, say so loudly.
+        this.#log.error(
+          `round_result ${round} is ${txBytes} bytes, above genesis batch.max_tx_bytes ` +
+            `${txBytesMax}; raise it (about 600 bytes per device that submits in a round)`,
+        );
+        return;
+      }
       const result = await this.#options.submit(tx) as { ok?: boolean; message?: string };
       if (result && result.ok === false) {
         this.#log.warn(`round_result ${round} not accepted by this node: ${result.message}`);
