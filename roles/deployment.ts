@@ -108,7 +108,12 @@ export async function writeDeployment(spec: DeploymentSpec): Promise<Deployment>
       genesisTimeMs: Date.now(),
       validators,
       participants,
-      params: { ...structuredClone(DEFAULT_PARAMS), ext: { edge_endpoints: edgeEndpoints } },
+      params: {
+        ...structuredClone(DEFAULT_PARAMS),
+        // With one coordinating edge the validators decide every round (ledger/app); more edges
+        // would need one round sequence each, which the ledger does not have yet.
+        ext: { edge_endpoints: edgeEndpoints, ledger_rounds: spec.edges === 1 },
+      },
     });
     writeFileSync(join(staging, "genesis.json"), JSON.stringify(genesis, null, 2) + "\n");
 
