@@ -3,11 +3,24 @@
 import process from "node:process";
 import type { RoundReport } from "../ml/train/loop.ts";
 
+export interface RoundLedgerOutcome {
+  height: number;
+  consensusMs: number;
+  accepted: string[];
+  rejected: { device: string; reasons: string[] }[];
+}
+
 export type ChildEvent =
   | { event: "ready"; role: string; id: string; url?: string }
   | { event: "round-start"; round: number; devices: number }
   | { event: "device-round"; id: string; round: number; steps: number; seconds: number }
-  | { event: "round"; report: RoundReport; parameters: { device: number; edge: number } }
+  | {
+    event: "round";
+    report: RoundReport;
+    parameters: { device: number; edge: number };
+    /** With ledger rounds: what the validators decided and how long consensus took. */
+    ledger?: RoundLedgerOutcome;
+  }
   | { event: "done"; rounds: number };
 
 export function emitEvent(event: ChildEvent): void {

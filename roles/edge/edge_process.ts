@@ -90,6 +90,18 @@ export async function runEdge(
     seed: trial.seed,
     model,
   };
+  // Consensus time of each round: round_close submitted → certified round_result fetched.
+  let consensusMs = 0;
+  const aggregate = ledger
+    ? async (...args: Parameters<typeof ledger.aggregate>) => {
+      const t0 = performance.now();
+      try {
+        return await ledger.aggregate(...args);
+      } finally {
+        consensusMs = performance.now() - t0;
+      }
+    }
+    : undefined;
   try {
     const result = await trainRounds({
       options,
@@ -98,7 +110,7 @@ export async function runEdge(
       validation: data.validation,
       test: data.test,
       executor: ledger ? ledger.executor(edge) : edge,
-      aggregate: ledger?.aggregate,
+      aggregate,
       signal: controller.signal,
       onRound: (report) => {
         log.info(
@@ -106,9 +118,23 @@ export async function runEdge(
             report.test.binary.accuracy.toFixed(4)
           }`,
         );
+        const outcome = ledger?.outcomes.at(-1);
         emitEvent({
           event: "round",
           report,
+          ...(outcome
+            ? {
+              ledger: {
+                height: outcome.resultHeight,
+                consensusMs,
+                accepted: outcome.acceptedDevices,
+                rejected: outcome.record.updates.filter((u) => !u.accepted).map((u) => ({
+                  device: u.deviceId,
+                  reasons: [...u.reasons],
+                })),
+              },
+            }
+            : {}),
           parameters: {
             device: deviceLayout(model).totalLength,
             edge: edgeLayout(model).totalLength,

@@ -2,7 +2,7 @@
 // validator's /v1/status, and every committed block (with its verification) from one validator's
 // web API. Polls with a bound on every request; a validator that does not answer shows unhealthy.
 import { logger } from "../../util/log.ts";
-import type { BlockDetail, ValidatorsState } from "../../web/api_schemas.ts";
+import type { BlockDetail, Device, ValidatorsState } from "../../web/api_schemas.ts";
 import type { MemoryView } from "../../web/memory_view.ts";
 
 const log = logger("run/ledger");
@@ -84,6 +84,22 @@ export class LedgerMirror {
         this.figures.firstSeenMs.set(h, now);
       }
       this.figures.height = Math.max(this.figures.height, best.height);
+      // Reputation, credits and quarantine are ledger state: show the validators' view of devices.
+      const devices = await getJson<Device[] | { devices: Device[] }>(
+        `${source}/api/v1/devices`,
+      );
+      const list = Array.isArray(devices) ? devices : devices?.devices ?? [];
+      for (const device of list) {
+        const known = this.view.device(device.id);
+        try {
+          this.view.upsertDevice({
+            ...device,
+            lastSeen: maxTime(device.lastSeen, known?.lastSeen),
+          });
+        } catch (error) {
+          log.warn(`device ${device.id} not shown`, { error: (error as Error).message });
+        }
+      }
       const upTo = Math.min(best.height, this.#published + BLOCKS_PER_POLL_MAX);
       for (let h = this.#published + 1; h <= upTo; h++) {
         const block = await getJson<BlockDetail>(`${source}/api/v1/ledger/blocks/${h}`);
@@ -117,4 +133,8 @@ async function getJson<T>(url: string): Promise<T | null> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+function maxTime(a: string, b: string | undefined): string {
+  return b !== undefined && b > a ? b : a;
 }

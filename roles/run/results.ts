@@ -24,6 +24,8 @@ export interface RoundRow {
   blockHeight?: number;
   commitLatencyMs?: number;
   rejectedUpdates?: number;
+  /** Devices whose update the validators rejected this round, with the reasons. */
+  rejected?: { device: string; reasons: string[] }[];
 }
 
 export interface LedgerSummary {

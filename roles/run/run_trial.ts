@@ -172,6 +172,13 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     if (event.event === "ready") edgeReady.resolve(event.url ?? "");
     if (event.event === "round") {
       const row = rowOf(mode, event.report, spec.devices);
+      if (event.ledger) {
+        row.blockHeight = event.ledger.height;
+        row.commitLatencyMs = event.ledger.consensusMs;
+        row.rejectedUpdates = event.ledger.rejected.length;
+        row.participants = event.ledger.accepted.length;
+        row.rejected = event.ledger.rejected;
+      }
       rows.push(row);
       context.view.publishRound(roundDetailOf(row, roundStarted));
       progress.roundDone(event.report.round, summary(row));
@@ -245,19 +252,33 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     throw new Error(`trial ended after ${rows.length} of ${spec.rounds} rounds`);
   }
   const wallSeconds = (performance.now() - started) / 1000;
-  return { mode, rows, wallSeconds, ledger: ledgerSummary(mirror, wallSeconds) };
+  return { mode, rows, wallSeconds, ledger: ledgerSummary(mirror, wallSeconds, rows) };
 }
 
-function ledgerSummary(mirror: LedgerMirror, seconds: number): LedgerSummary {
+function ledgerSummary(
+  mirror: LedgerMirror,
+  seconds: number,
+  rows: readonly RoundRow[],
+): LedgerSummary {
   const height = mirror.figures.height;
+  const latencies = rows.flatMap((
+    r,
+  ) => (r.commitLatencyMs === undefined ? [] : [r.commitLatencyMs]));
   return {
     height,
     blocks: height,
     seconds,
     blocksPerSecond: height / Math.max(seconds, 1e-9),
-    commitLatencyMsP50: Number.NaN,
-    commitLatencyMsP99: Number.NaN,
+    commitLatencyMsP50: latencies.length ? quantile(latencies, 0.5) : Number.NaN,
+    commitLatencyMsP99: latencies.length ? quantile(latencies, 0.99) : Number.NaN,
   };
+}
+
+/** Linear-interpolated quantile of unsorted values. */
+function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (sorted.length - 1) * q, low = Math.floor(at), high = Math.ceil(at);
+  return sorted[low] + (sorted[high] - sorted[low]) * (at - low);
 }
 
 /** Each validator answers /v1/status, or the trial fails naming the one that does not. */

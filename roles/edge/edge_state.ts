@@ -1,0 +1,72 @@
+// The edge's durable round state: after each completed round, the global model (both halves)
+// and the number of rounds done, written atomically, so that a restarted edge resumes with the
+// next round instead of starting over. Checked on read: hashes must match the bytes.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { decodeWeights, encodeWeights, modelHash } from "../../ledger/app/blob.ts";
+import type { GlobalModel } from "../../ml/train/loop.ts";
+
+const STATE_FILE = "edge-state.json";
+
+interface StateFile {
+  v: 1;
+  /** Rounds completed; the next round to run is this number (0-based). */
+  roundsDone: number;
+  device_sha256: string;
+  edge_sha256: string;
+  /** Guards against resuming another trial's state. */
+  trial_key: string;
+}
+
+export interface EdgeResume {
+  roundsDone: number;
+  model: GlobalModel;
+}
+
+export function saveEdgeState(
+  dir: string,
+  trialKey: string,
+  roundsDone: number,
+  model: GlobalModel,
+): void {
+  mkdirSync(dir, { recursive: true });
+  const deviceSha = modelHash(model.device), edgeSha = modelHash(model.edge);
+  writeAtomic(join(dir, `${deviceSha}.bin`), encodeWeights(model.device));
+  writeAtomic(join(dir, `${edgeSha}.bin`), encodeWeights(model.edge));
+  const state: StateFile = {
+    v: 1,
+    roundsDone,
+    device_sha256: deviceSha,
+    edge_sha256: edgeSha,
+    trial_key: trialKey,
+  };
+  writeAtomic(join(dir, STATE_FILE), new TextEncoder().encode(JSON.stringify(state)));
+}
+
+/** The saved state, or null when there is none; throws on a corrupt or foreign state. */
+export function loadEdgeState(dir: string, trialKey: string): EdgeResume | null {
+  const path = join(dir, STATE_FILE);
+  if (!existsSync(path)) return null;
+  const state = JSON.parse(readFileSync(path, "utf8")) as StateFile;
+  if (state.v !== 1 || !Number.isInteger(state.roundsDone) || state.roundsDone < 0) {
+    throw new Error(`${path}: not an edge state file`);
+  }
+  if (state.trial_key !== trialKey) {
+    throw new Error(`${path} belongs to another trial configuration; move it away to start over`);
+  }
+  const read = (sha: string) => {
+    const weights = decodeWeights(readFileSync(join(dir, `${sha}.bin`)));
+    if (modelHash(weights) !== sha) throw new Error(`${dir}/${sha}.bin does not match its hash`);
+    return weights;
+  };
+  return {
+    roundsDone: state.roundsDone,
+    model: { device: read(state.device_sha256), edge: read(state.edge_sha256) },
+  };
+}
+
+function writeAtomic(path: string, bytes: Uint8Array) {
+  const temporary = `${path}.tmp`;
+  writeFileSync(temporary, bytes);
+  renameSync(temporary, path);
+}
