@@ -112,7 +112,10 @@ export async function writeDeployment(spec: DeploymentSpec): Promise<Deployment>
         ...structuredClone(DEFAULT_PARAMS),
         // With one coordinating edge the validators decide every round (ledger/app); more edges
         // would need one round sequence each, which the ledger does not have yet.
-        ext: { edge_endpoints: edgeEndpoints, ledger_rounds: spec.edges === 1 },
+        ext: {
+          edge_endpoints: edgeEndpoints,
+          ledger_rounds: spec.edges === 1 && spec.trial.defence !== false,
+        },
       },
     });
     writeFileSync(join(staging, "genesis.json"), JSON.stringify(genesis, null, 2) + "\n");

@@ -6,6 +6,7 @@ import type { Partition } from "../ml/data/split.ts";
 import type { LabelMode } from "../ml/data/types.ts";
 import type { ModelConfig } from "../ml/model/config.ts";
 import type { TrainingMode } from "../ml/train/loop.ts";
+import type { AttackPlan } from "./attack_plan.ts";
 
 /** The embedded default: synthetic IoMT traffic modelled on WUSTL-EHMS. */
 export const DEFAULT_SYNTHETIC_ROWS = 12_000;
@@ -31,6 +32,10 @@ export interface TrialSpec {
   /** Round completes with this many devices at the timeout. */
   minDevices: number;
   roundTimeoutMs: number;
+  /** Simulated attackers (`run --attack`). */
+  attack?: AttackPlan;
+  /** false: plain FedAvg at the edge, no validator decisions (the undefended baseline). */
+  defence?: boolean;
 }
 
 export function prepareOptionsOf(spec: TrialSpec): PrepareOptions {

@@ -13,6 +13,7 @@ import {
 import { UsageError } from "../usage_error.ts";
 
 const MODES = ["splitfed", "splitfed-v2", "fedavg"] as const;
+const ATTACKS = ["label-flip", "sign-flip", "scale", "gaussian", "free-rider", "sybil"] as const;
 const PARTITIONS = ["iid", "dirichlet", "quantity"] as const;
 
 export function runCommand() {
@@ -108,6 +109,21 @@ export function runCommand() {
       ).default(4),
     )
     .addOption(
+      new Option("--attack <kind>", `simulated attackers: ${ATTACKS.join(", ")}`).argParser(
+        oneOf(ATTACKS),
+      ),
+    )
+    .addOption(
+      new Option("--malicious <fraction>", "share of devices that attack (with --attack)")
+        .argParser(numberInRange(0, 1)).default(0.3),
+    )
+    .addOption(
+      new Option(
+        "--no-defence",
+        "plain FedAvg at the edge: validators do not filter updates (the undefended baseline)",
+      ),
+    )
+    .addOption(
       new Option("--keep-ui", "after the trial, keep serving the web UI until Ctrl-C").default(
         false,
       ),
@@ -151,7 +167,15 @@ Examples:
       if (existsSync(outDir)) {
         throw new UsageError(`--out ${outDir} already exists; choose a new directory`);
       }
+      if (options.attack && options.inProcess) {
+        throw new UsageError("--attack needs the validators: drop --in-process");
+      }
       const { executeRun } = await import("../../roles/run/execute.ts");
+      const { planAttack } = await import("../../roles/attack_plan.ts");
+      const deviceIds = Array.from({ length: options.devices }, (_, d) => `device-${d}`);
+      const attack = options.attack
+        ? planAttack(options.attack, options.malicious, deviceIds, options.seed)
+        : undefined;
       mkdirSync(outDir, { recursive: true });
       await executeRun({
         trial: {
@@ -171,6 +195,8 @@ Examples:
           model,
           minDevices,
           roundTimeoutMs: options.roundTimeout * 1000,
+          attack,
+          defence: options.defence,
         },
         compare: options.compare,
         inProcess: options.inProcess,

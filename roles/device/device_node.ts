@@ -27,6 +27,8 @@ export interface DeviceNodeOptions {
   /** Called before training; throws to refuse a global model without a valid commit certificate
    * (roles/ledger_link UpdateSubmitter.checkModel). */
   checkModel?: (work: WorkItem) => Promise<void>;
+  /** `run --attack` only: replaces the honest device-side update (weights, global, round). */
+  poison?: (update: Float32Array, global: Float32Array, round: number) => Float32Array;
   onRoundDone?: (round: number, steps: number, seconds: number) => void;
   /** Test hook: every request body this device sends (the raw-rows-never-leave test). */
   onSend?: (path: string, body: Uint8Array) => void;
@@ -103,6 +105,10 @@ export class DeviceNode {
       result = this.#trainFull(work, device, edge);
     }
     const samples = this.options.data.rows;
+    if (this.options.poison) {
+      // Simulated attacker (`run --attack`): what it reports instead of its honest update.
+      result = { ...result, weights: this.options.poison(result.weights, device, work.round) };
+    }
     await this.options.onUpdate?.({ round: work.round, weights: result.weights, samples });
     const frames = [{
       kind: "parameters" as const,

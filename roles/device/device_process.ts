@@ -11,6 +11,7 @@ import { loadNode, modelConfigFor, NodeConfigError } from "../node_config.ts";
 import { exitWhenParentDies } from "../supervisor.ts";
 import { prepareOptionsOf } from "../trial_spec.ts";
 import { DeviceNode } from "./device_node.ts";
+import { flipLabels, poisonFor } from "../attack_plan.ts";
 import { deviceLedgerLink } from "../ledger_link/wiring.ts";
 
 export async function runDevice(nodePath: string): Promise<void> {
@@ -24,12 +25,18 @@ export async function runDevice(nodePath: string): Promise<void> {
   const log = logger(`device/${config.id}`);
   await startTensorflow();
   const data = await prepareDataset(prepareOptionsOf(config.trial));
-  const mine = data.devices[config.device_index];
-  if (!mine) {
+  const attack = config.trial.attack;
+  const malicious = attack?.malicious.includes(config.id) ?? false;
+  const honestPartition = data.devices[config.device_index];
+  if (!honestPartition) {
     throw new NodeConfigError(
       `${config.id}: device_index ${config.device_index} but the trial has ${data.devices.length} devices`,
     );
   }
+  const mine = malicious && attack?.kind === "label-flip"
+    ? flipLabels(honestPartition)
+    : honestPartition;
+  if (malicious) logger(`device/${config.id}`).warn(`simulated attacker: ${attack!.kind}`);
   const trial = config.trial;
   const model = modelConfigFor(
     trial,
@@ -49,6 +56,7 @@ export async function runDevice(nodePath: string): Promise<void> {
     config: model,
     data: mine,
     onUpdate: ledger?.onUpdate,
+    poison: malicious && attack ? poisonFor(attack, config.device_index) : undefined,
     checkModel: ledger?.checkModel,
     onRoundDone: (round, steps, seconds) =>
       emitEvent({ event: "device-round", id: config.id, round, steps, seconds }),

@@ -37,8 +37,19 @@ export interface LedgerSummary {
   commitLatencyMsP99: number;
 }
 
+export interface AttackSummary {
+  kind: string;
+  defence: boolean;
+  malicious: string[];
+  /** Devices whose update the validators rejected at least once. */
+  flagged: string[];
+  precision: number;
+  recall: number;
+}
+
 export interface TrialResult {
   mode: TrialMode;
+  attack?: AttackSummary;
   rows: RoundRow[];
   ledger?: LedgerSummary;
   wallSeconds: number;
@@ -146,6 +157,20 @@ export function formatTable(results: readonly TrialResult[]): string {
           `(${l.blocksPerSecond.toFixed(2)} blocks/s)${latency}`,
       );
     }
+  }
+  for (const result of results) {
+    const a = result.attack;
+    if (!a) continue;
+    out.push(
+      `${result.mode} attack ${a.kind} by ${a.malicious.length} device(s) [${
+        a.malicious.join(" ")
+      }], ` +
+        (a.defence
+          ? `flagged [${a.flagged.join(" ")}]: precision ${a.precision.toFixed(2)}, recall ${
+            a.recall.toFixed(2)
+          }`
+          : "no defence (plain FedAvg)"),
+    );
   }
   return out.join("\n");
 }

@@ -19,6 +19,7 @@ import { freePorts } from "./free_port.ts";
 import { Progress } from "./progress.ts";
 import { LedgerMirror } from "./ledger_mirror.ts";
 import {
+  type AttackSummary,
   type LedgerSummary,
   roundDetailOf,
   type RoundRow,
@@ -252,7 +253,13 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     throw new Error(`trial ended after ${rows.length} of ${spec.rounds} rounds`);
   }
   const wallSeconds = (performance.now() - started) / 1000;
-  return { mode, rows, wallSeconds, ledger: ledgerSummary(mirror, wallSeconds, rows) };
+  return {
+    mode,
+    rows,
+    wallSeconds,
+    ledger: ledgerSummary(mirror, wallSeconds, rows),
+    ...(spec.attack ? { attack: attackSummary(spec, rows) } : {}),
+  };
 }
 
 function ledgerSummary(
@@ -271,6 +278,21 @@ function ledgerSummary(
     blocksPerSecond: height / Math.max(seconds, 1e-9),
     commitLatencyMsP50: latencies.length ? quantile(latencies, 0.5) : Number.NaN,
     commitLatencyMsP99: latencies.length ? quantile(latencies, 0.99) : Number.NaN,
+  };
+}
+
+/** How well the validators flagged the simulated attackers. */
+function attackSummary(spec: TrialSpec, rows: readonly RoundRow[]): AttackSummary {
+  const malicious = new Set(spec.attack!.malicious);
+  const flagged = new Set(rows.flatMap((r) => (r.rejected ?? []).map((x) => x.device)));
+  const hits = [...flagged].filter((d) => malicious.has(d)).length;
+  return {
+    kind: spec.attack!.kind,
+    defence: spec.defence !== false,
+    malicious: [...malicious].sort(),
+    flagged: [...flagged].sort(),
+    precision: flagged.size ? hits / flagged.size : malicious.size === 0 ? 1 : 0,
+    recall: malicious.size ? hits / malicious.size : 1,
   };
 }
 
