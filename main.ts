@@ -12,6 +12,7 @@ import { runCommand } from "./cli/commands/run.ts";
 import { initCommand } from "./cli/commands/init.ts";
 import { deviceCommand, edgeCommand } from "./cli/commands/roles.ts";
 import { validatorCommand } from "./cli/commands/validator.ts";
+import { privacyCommand } from "./cli/commands/privacy.ts";
 
 /** In the order `--help` lists them. */
 const COMMANDS: readonly CommandFactory[] = [
@@ -24,6 +25,7 @@ const COMMANDS: readonly CommandFactory[] = [
   initCommand,
   keysCommand,
   validatorCommand,
+  privacyCommand,
 ] as unknown as CommandFactory[];
 
 export async function main(argv: readonly string[]): Promise<number> {
