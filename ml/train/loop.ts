@@ -87,6 +87,8 @@ export interface TrainingInput {
   initial?: GlobalModel;
   onRound?: (report: RoundReport, model: GlobalModel) => void | Promise<void>;
   signal?: AbortSignal;
+  /** First round to run (a restarted coordinator resumes; `initial` is that round's model). */
+  startRound?: number;
 }
 
 export interface TrainingResult {
@@ -149,7 +151,7 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
   const predictor = new Predictor(config, model.device, model.edge);
   const rounds: RoundReport[] = [];
   try {
-    for (let round = 0; round < options.rounds; round++) {
+    for (let round = input.startRound ?? 0; round < options.rounds; round++) {
       input.signal?.throwIfAborted();
       const started = performance.now();
       let lossSum = 0;

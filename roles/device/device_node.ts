@@ -109,7 +109,15 @@ export class DeviceNode {
       // Simulated attacker (`run --attack`): what it reports instead of its honest update.
       result = { ...result, weights: this.options.poison(result.weights, device, work.round) };
     }
-    await this.options.onUpdate?.({ round: work.round, weights: result.weights, samples });
+    try {
+      await this.options.onUpdate?.({ round: work.round, weights: result.weights, samples });
+    } catch (error) {
+      // E.g. this round's update is already on the ledger from before a restart (one per device
+      // per round). The validators' record decides what counts; still report to the edge.
+      this.#log.warn(`round ${work.round}: update not submitted to the ledger`, {
+        error: (error as Error).message,
+      });
+    }
     const frames = [{
       kind: "parameters" as const,
       round: work.round,

@@ -12,6 +12,9 @@ import { loadNode, modelConfigFor } from "../node_config.ts";
 import { exitWhenParentDies } from "../supervisor.ts";
 import { prepareOptionsOf } from "../trial_spec.ts";
 import { createEdgeApp } from "./edge_app.ts";
+import { loadEdgeState, saveEdgeState } from "./edge_state.ts";
+import { join } from "node:path";
+import { sha256Hex } from "../../ledger/crypto/sha256.ts";
 import { EdgeNode } from "./edge_node.ts";
 import { edgeLedgerLink } from "../ledger_link/wiring.ts";
 
@@ -102,8 +105,21 @@ export async function runEdge(
       }
     }
     : undefined;
+  // Resume after a restart: the rounds already done and the model they produced.
+  const stateDir = node.resolve(join("data", config.id));
+  const trialKey = sha256Hex(new TextEncoder().encode(JSON.stringify(trial)));
+  const resume = loadEdgeState(stateDir, trialKey);
+  if (resume) log.warn(`resuming after a restart: ${resume.roundsDone} round(s) already done`);
+  if (resume && resume.roundsDone >= trial.rounds) {
+    emitEvent({ event: "done", rounds: resume.roundsDone });
+    await edge.close();
+    await server.close();
+    process.exit(0);
+  }
   try {
     const result = await trainRounds({
+      startRound: resume?.roundsDone,
+      initial: resume?.model,
       options,
       // Used for shapes only: local training runs on the devices (executor = this edge).
       partitions: data.devices.filter((_, d) => d % edgeCount === edgeIndex),
@@ -112,7 +128,8 @@ export async function runEdge(
       executor: ledger ? ledger.executor(edge) : edge,
       aggregate,
       signal: controller.signal,
-      onRound: (report) => {
+      onRound: (report, roundModel) => {
+        saveEdgeState(stateDir, trialKey, report.round + 1, roundModel);
         log.info(
           `round ${report.round}: F1 ${report.test.binary.f1.toFixed(4)}, accuracy ${
             report.test.binary.accuracy.toFixed(4)

@@ -74,6 +74,27 @@ export class LedgerAggregator {
     const round = this.ledgerRound(loopRound);
     if (this.#openedRound === round) return;
     const client = this.#options.client;
+    // A coordinator restarted mid-round finds its round already open on the ledger: adopt it.
+    const newest = await client.globalModel().catch(() => null);
+    if (newest && newest.round === round) {
+      if (newest.sha256 !== modelHash(device)) {
+        throw new Error(
+          `ledger round ${round} is already ${newest.source} with model ${
+            newest.sha256.slice(0, 16)
+          }, ` +
+            `not this edge's ${
+              modelHash(device).slice(0, 16)
+            }; the edge state does not match the ledger`,
+        );
+      }
+      if (newest.source === "round_open") {
+        this.#openedRound = round;
+        this.#log.warn(
+          `ledger round ${round} was already open (coordinator restarted); continuing it`,
+        );
+        return;
+      }
+    }
     const deviceBlob = await client.putBlob(encodeWeights(device));
     const edgeBlob = await client.putBlob(encodeWeights(edge));
     const { id } = await client.submit("round_open", {

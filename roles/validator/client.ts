@@ -41,6 +41,8 @@ export interface GlobalModel {
   /** 0 and null for the genesis model, trusted through genesis itself. */
   height: number;
   certificate: Certificate | null;
+  /** Which committed tx named it (round_open, round_result, ...) or "genesis". */
+  source: GlobalModelReference["source"];
 }
 
 export class ValidatorClientError extends Error {
@@ -244,6 +246,7 @@ export class ValidatorClient {
           bytes: await this.getBlob(reference.sha256),
           height: reference.height,
           certificate: reference.certificate,
+          source: reference.source,
         };
       } catch (error) {
         problems.push(`${base}: ${(error as Error).message}`);

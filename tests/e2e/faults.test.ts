@@ -1,0 +1,113 @@
+// Faults during a real run of the compiled binary: a validator, the edge and a device are
+// killed with SIGKILL mid-trial; the run's supervisor restarts them (the validator from its
+// database, the edge from its saved round state, the device by rejoining); the run completes,
+// and every validator's chain verifies.
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { assert, assertEquals } from "../assert.ts";
+import { requireBinary, runBinary } from "./binary.ts";
+
+function pidsWith(...markers: string[]): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (markers.every((m) => cmdline.includes(m))) pids.push(Number(entry));
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
+Deno.test({
+  name:
+    "faults: kill -9 of a validator, the edge and a device mid-run; the run completes and chains verify",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const out = join(mkdtempSync(join(tmpdir(), "iomt-faults-")), "trial");
+    const run = new Deno.Command(requireBinary(), {
+      args: [
+        "run",
+        "--devices",
+        "4",
+        "--rounds",
+        "4",
+        "--synthetic-rows",
+        "3000",
+        "--batch-size",
+        "128",
+        "--round-timeout",
+        "90",
+        "--min-devices",
+        "2",
+        "--out",
+        out,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).spawn();
+    const stderrChunks: string[] = [];
+    const decoder = new TextDecoder();
+    let roundsSeen = 0;
+    const stderrDone = (async () => {
+      for await (const chunk of run.stderr) {
+        const text = decoder.decode(chunk, { stream: true });
+        stderrChunks.push(text);
+        roundsSeen += (text.match(/round \d+\/4 F1/g) ?? []).length;
+      }
+    })();
+    const stdoutText = new Response(run.stdout).text();
+    try {
+      const deadline = Date.now() + 300_000;
+      while (roundsSeen < 1) {
+        if (Date.now() > deadline) throw new Error("no round finished within 300 s");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const victims = [
+        ...pidsWith(out, "validator", "validator-1.json"),
+        ...pidsWith(out, "edge-0.json"),
+        ...pidsWith(out, "device-1.json"),
+      ];
+      assertEquals(victims.length, 3, `found ${victims.length} processes to kill`);
+      for (const pid of victims) Deno.kill(pid, "SIGKILL");
+      const status = await run.status;
+      await stderrDone;
+      const stdout = await stdoutText;
+      const stderr = stderrChunks.join("");
+      assert(status.success, `run failed after the kills:\n${stderr.slice(-4000)}`);
+      assertEquals(stdout.split("\n").filter((l) => /^splitfed\s+\d/.test(l)).length, 4, stdout);
+      assert(
+        /restarting/.test(stderr),
+        "the supervisor should say it restarted the killed children",
+      );
+      const deployment = join(out, "splitfed", "deployment");
+      const heights: number[] = [];
+      for (let v = 0; v < 4; v++) {
+        const verify = await runBinary([
+          "ledger",
+          "verify",
+          "--db",
+          join(deployment, "data", `validator-${v}.db`),
+          "--genesis",
+          join(deployment, "genesis.json"),
+          "--json",
+        ]);
+        assertEquals(verify.code, 0, `validator-${v}: ${verify.stdout}${verify.stderr}`);
+        heights.push(JSON.parse(verify.stdout).verified_height);
+      }
+      assert(Math.min(...heights) > 0, `heights ${heights}`);
+    } finally {
+      try {
+        run.kill("SIGKILL");
+      } catch { /* exited */ }
+      for (const pid of pidsWith(out)) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    }
+  },
+});
