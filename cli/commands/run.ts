@@ -124,6 +124,12 @@ export function runCommand() {
       ),
     )
     .addOption(
+      new Option(
+        "--hosts <list>",
+        "loopback addresses the validators and edge listen on, round robin (e.g. 127.0.0.2,127.0.0.3)",
+      ).argParser(commaList).default(["127.0.0.1"]),
+    )
+    .addOption(
       new Option("--keep-ui", "after the trial, keep serving the web UI until Ctrl-C").default(
         false,
       ),
@@ -167,6 +173,13 @@ Examples:
       if (existsSync(outDir)) {
         throw new UsageError(`--out ${outDir} already exists; choose a new directory`);
       }
+      for (const host of options.hosts) {
+        if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) {
+          throw new UsageError(
+            `--hosts: ${host} is not a loopback address (127.x.y.z); a local trial stays on this machine`,
+          );
+        }
+      }
       if (options.attack && options.inProcess) {
         throw new UsageError("--attack needs the validators: drop --in-process");
       }
@@ -204,6 +217,7 @@ Examples:
         listen: options.listen,
         logLevel: globals.logLevel,
         keepUi: options.keepUi,
+        hosts: [...options.hosts],
         validators: options.validators,
       });
     });

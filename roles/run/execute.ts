@@ -25,6 +25,8 @@ export interface ExecuteRunOptions {
   keepUi: boolean;
   /** Validator processes (n = 3f + 1). */
   validators: number;
+  /** Loopback addresses for the validators and the edge. */
+  hosts: string[];
 }
 
 export async function executeRun(options: ExecuteRunOptions): Promise<TrialResult[]> {
@@ -89,6 +91,7 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
     adminToken,
     deadlineMs: trial.roundTimeoutMs * trial.rounds + 10 * 60_000,
     validators: options.validators,
+    hosts: options.hosts,
   };
   try {
     for (const spec of trials) {

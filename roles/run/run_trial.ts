@@ -42,6 +42,7 @@ export interface RunContext {
   deadlineMs: number;
   /** Validator processes (n = 3f + 1). */
   validators: number;
+  hosts: string[];
 }
 
 export function trialModeOf(spec: TrialSpec): TrialMode {
@@ -112,7 +113,7 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     devices: spec.devices,
     edges: 1,
     validators: context.validators,
-    hosts: ["127.0.0.1"],
+    hosts: context.hosts,
     validatorBasePort: 0,
     edgeBasePort: 0,
     validatorPorts,

@@ -122,3 +122,31 @@ for (const signal of ["SIGTERM", "SIGINT", "SIGKILL"] as const) {
     }
   });
 }
+
+Deno.test("run: validators and the edge on distinct loopback addresses (127.0.0.2-4) in a loopback-only namespace", async () => {
+  const out = join(mkdtempSync(join(tmpdir(), "iomt-hosts-")), "trial");
+  const isolated = await loopbackNamespaceAvailable();
+  const hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+  const result = await runBinary(
+    [...SHORT_TRIAL, "--hosts", hosts.join(","), "--round-timeout", "300", "--out", out],
+    {
+      command: isolated ? inLoopbackOnlyNamespace([requireBinary()]) : undefined,
+      timeoutMs: 15 * 60_000,
+    },
+  );
+  assertEquals(result.code, 0, result.stderr.slice(-3000));
+  const genesis = JSON.parse(
+    readFileSync(join(out, "splitfed", "deployment", "genesis.json"), "utf8"),
+  );
+  const used = new Set<string>(
+    genesis.validators.map((v: { endpoint: string }) => new URL(v.endpoint).hostname),
+  );
+  for (
+    const endpoint of Object.values(genesis.params.ext.edge_endpoints as Record<string, string>)
+  ) {
+    used.add(new URL(endpoint).hostname);
+  }
+  assertEquals([...used].sort(), hosts, "every address carries a node");
+  assertStringIncludes(result.stdout, "ledger: height");
+  assertEquals(processesMentioning(out), []);
+});
