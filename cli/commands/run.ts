@@ -130,6 +130,12 @@ export function runCommand() {
       ).argParser(commaList).default(["127.0.0.1"]),
     )
     .addOption(
+      new Option(
+        "--experiment <name>",
+        "attacks: clean vs 30 % label-flip and sign-flip, with and without the validators' defence",
+      ).argParser(oneOf(["attacks"] as const)),
+    )
+    .addOption(
       new Option("--keep-ui", "after the trial, keep serving the web UI until Ctrl-C").default(
         false,
       ),
@@ -180,6 +186,11 @@ Examples:
           );
         }
       }
+      if (options.experiment && (options.inProcess || options.compare || options.attack)) {
+        throw new UsageError(
+          "--experiment attacks runs its own trials with validators: drop --in-process, --compare and --attack",
+        );
+      }
       if (options.attack && options.inProcess) {
         throw new UsageError("--attack needs the validators: drop --in-process");
       }
@@ -218,6 +229,7 @@ Examples:
         logLevel: globals.logLevel,
         keepUi: options.keepUi,
         hosts: [...options.hosts],
+        experiment: options.experiment,
         validators: options.validators,
       });
     });

@@ -8,6 +8,8 @@ import { MemoryView } from "../../web/memory_view.ts";
 import { createNodeMetrics } from "../../web/metrics.ts";
 import { describeData, type TrialSpec } from "../trial_spec.ts";
 import { writeReports } from "./report.ts";
+import { join } from "node:path";
+import { planAttack } from "../attack_plan.ts";
 import { formatTable, type TrialResult } from "./results.ts";
 import { runInProcess, runMultiProcess, trialModeOf } from "./run_trial.ts";
 
@@ -27,6 +29,8 @@ export interface ExecuteRunOptions {
   validators: number;
   /** Loopback addresses for the validators and the edge. */
   hosts: string[];
+  /** "attacks": clean, then label-flip and sign-flip with and without the validators' defence. */
+  experiment?: "attacks";
 }
 
 export async function executeRun(options: ExecuteRunOptions): Promise<TrialResult[]> {
@@ -79,10 +83,14 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
       `${options.compare ? " + FedAvg baseline" : ""}; output in ${options.outDir}`,
   );
 
-  const trials: TrialSpec[] = [trial];
+  const trials: { label: string; spec: TrialSpec }[] = [{ label: "", spec: trial }];
   if (options.compare) {
-    trials.push({ ...trial, mode: trial.mode === "fedavg" ? "splitfed-v1" : "fedavg" });
+    trials.push({
+      label: "",
+      spec: { ...trial, mode: trial.mode === "fedavg" ? "splitfed-v1" : "fedavg" },
+    });
   }
+  if (options.experiment === "attacks") trials.splice(0, trials.length, ...attackExperiment(trial));
   const results: TrialResult[] = [];
   const context = {
     outDir: options.outDir,
@@ -94,17 +102,27 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
     hosts: options.hosts,
   };
   try {
-    for (const spec of trials) {
+    for (const { label, spec } of trials) {
       view.setStatus({ mode: trialModeOf(spec), roundState: "running" });
-      results.push(
-        options.inProcess
-          ? await runInProcess(spec, context)
-          : await runMultiProcess(spec, context),
-      );
+      if (label) process.stderr.write(`iomt-sfl run: experiment trial "${label}"\n`);
+      const trialContext = {
+        ...context,
+        outDir: label ? join(options.outDir, label) : options.outDir,
+      };
+      const result = options.inProcess
+        ? await runInProcess(spec, trialContext)
+        : await runMultiProcess(spec, trialContext);
+      results.push(label ? { ...result, label } : result);
     }
     view.setStatus({ roundState: "idle" });
     const table = formatTable(results);
     process.stdout.write(`\n${table}\n\n`);
+    const notes = [];
+    if (options.experiment === "attacks") {
+      const summary = formatAttackExperiment(results);
+      process.stdout.write(`${summary}\n\n`);
+      notes.push({ heading: "Attack experiment", text: summary });
+    }
     const files = writeReports(options.outDir, {
       title: "iomt-sfl trial",
       createdAt: new Date().toISOString(),
@@ -126,6 +144,7 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
         "wall time (s)": results.reduce((s, r) => s + r.wallSeconds, 0).toFixed(1),
       },
       results,
+      notes,
     });
     process.stdout.write(`reports: ${files.json}\n         ${files.html}\n`);
     if (options.keepUi) {
@@ -139,4 +158,36 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
   } finally {
     await server.close();
   }
+}
+
+/** The trials of `--experiment attacks` (issue: 30 % of devices label-flip, separately sign-flip). */
+function attackExperiment(base: TrialSpec): { label: string; spec: TrialSpec }[] {
+  const ids = Array.from({ length: base.devices }, (_, d) => `device-${d}`);
+  const clean: TrialSpec = { ...base, attack: undefined, defence: true };
+  const out: { label: string; spec: TrialSpec }[] = [{ label: "clean", spec: clean }];
+  for (const kind of ["label-flip", "sign-flip"] as const) {
+    const attack = planAttack(kind, 0.3, ids, base.seed);
+    out.push({ label: `${kind}-defended`, spec: { ...clean, attack, defence: true } });
+    out.push({ label: `${kind}-fedavg-no-defence`, spec: { ...clean, attack, defence: false } });
+  }
+  return out;
+}
+
+function formatAttackExperiment(results: readonly TrialResult[]): string {
+  const clean = results.find((r) => r.label === "clean")?.rows.at(-1)?.f1 ?? Number.NaN;
+  const lines = [
+    "trial                          final F1  ΔF1 vs clean  flagged precision  flagged recall",
+    "-----------------------------  --------  ------------  -----------------  --------------",
+  ];
+  for (const r of results) {
+    const f1 = r.rows.at(-1)?.f1 ?? Number.NaN;
+    const a = r.attack;
+    const flag = (x: number | undefined) => (a?.defence && x !== undefined ? x.toFixed(2) : "-");
+    lines.push(
+      `${(r.label ?? r.mode).padEnd(29)}  ${f1.toFixed(4).padStart(8)}  ${
+        (f1 - clean).toFixed(4).padStart(12)
+      }  ${flag(a?.precision).padStart(17)}  ${flag(a?.recall).padStart(14)}`,
+    );
+  }
+  return lines.join("\n");
 }

@@ -49,6 +49,8 @@ export interface AttackSummary {
 
 export interface TrialResult {
   mode: TrialMode;
+  /** Which trial of an experiment this is (e.g. "sign-flip-defended"). */
+  label?: string;
   attack?: AttackSummary;
   rows: RoundRow[];
   ledger?: LedgerSummary;
