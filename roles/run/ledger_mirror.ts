@@ -34,6 +34,9 @@ export class LedgerMirror {
     readonly view: MemoryView,
     readonly endpoints: readonly { id: string; url: string }[],
     readonly f: number,
+    /** The UI's ledger explorer holds one chain: later trials of a run (--compare, experiments)
+     * have their own chains, whose blocks are counted but not shown. */
+    readonly publishBlocks = true,
   ) {}
 
   start(intervalMs = 1_000): void {
@@ -100,7 +103,9 @@ export class LedgerMirror {
           log.warn(`device ${device.id} not shown`, { error: (error as Error).message });
         }
       }
-      const upTo = Math.min(best.height, this.#published + BLOCKS_PER_POLL_MAX);
+      const upTo = this.publishBlocks
+        ? Math.min(best.height, this.#published + BLOCKS_PER_POLL_MAX)
+        : 0;
       for (let h = this.#published + 1; h <= upTo; h++) {
         const block = await getJson<BlockDetail>(`${source}/api/v1/ledger/blocks/${h}`);
         if (!block) break;

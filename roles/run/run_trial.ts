@@ -210,6 +210,7 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     context.view,
     validators,
     Math.floor((context.validators - 1) / 3),
+    context.view.blocks({ limit: 1 }).length === 0,
   );
 
   const deadline = setTimeout(

@@ -1,7 +1,7 @@
 // `iomt-sfl run` from the compiled binary: a short multi-process trial in a network namespace
 // with only loopback, its outputs, and that no child process outlives the parent (SIGTERM,
 // SIGINT or SIGKILL of the parent).
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
@@ -50,8 +50,14 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs: number
 Deno.test("run: a short multi-process trial on loopback only prints the table and writes the reports", async () => {
   const out = join(mkdtempSync(join(tmpdir(), "iomt-run-")), "trial");
   const isolated = await loopbackNamespaceAvailable();
+  // The binary alone, in a directory without node_modules: everything it needs is inside it.
+  const alone = mkdtempSync(join(tmpdir(), "iomt-alone-"));
+  const binary = join(alone, "iomt-sfl");
+  copyFileSync(requireBinary(), binary);
+  chmodSync(binary, 0o755);
   const result = await runBinary([...SHORT_TRIAL, "--round-timeout", "300", "--out", out], {
-    command: isolated ? inLoopbackOnlyNamespace([requireBinary()]) : undefined,
+    cwd: alone,
+    command: isolated ? inLoopbackOnlyNamespace([binary]) : [binary],
     timeoutMs: 15 * 60_000,
   });
   assertEquals(result.code, 0, result.stderr.slice(-3000));
