@@ -130,6 +130,25 @@ Deno.test({
       assertEquals(deviceRows, 3);
       await page.screenshot({ path: `${ARTIFACTS}/run-3-devices.png`, fullPage: true });
 
+      // The ledger explorer: the validators' certified blocks, each re-verified, none failed.
+      await page.click("#tab-ledger");
+      await page.waitForSelector("#blocks-table tbody tr", { timeout: 30_000 });
+      const verified = await page.locator("#blocks-table .mark.ok").count();
+      assert(verified >= 3, `expected verified blocks, saw ${verified}`);
+      assertEquals(
+        await page.locator("#blocks-table .mark.bad").count(),
+        0,
+        "no block may fail verification",
+      );
+      await page.screenshot({ path: `${ARTIFACTS}/run-4-ledger.png`, fullPage: true });
+
+      await page.click("#tab-validators");
+      await page.screenshot({ path: `${ARTIFACTS}/run-5-validators.png`, fullPage: true });
+      assert(
+        !/\[object |undefined|NaN/.test(await page.locator("main").innerText()),
+        "no broken values on the page",
+      );
+
       await page.click("#tab-overview");
       assertEquals(await unreachedByTab(page), [], "keyboard must reach every control");
       assertEquals(problems, [], "no console errors");

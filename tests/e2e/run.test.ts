@@ -1,7 +1,14 @@
 // `iomt-sfl run` from the compiled binary: a short multi-process trial in a network namespace
 // with only loopback, its outputs, and that no child process outlives the parent (SIGTERM,
 // SIGINT or SIGKILL of the parent).
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
