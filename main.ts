@@ -52,6 +52,6 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  const code = await main(process.argv.slice(2));
-  process.exit(code);
+  // No top-level await: the compiled binary is CommonJS bytecode (fast start).
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
 }
