@@ -20,4 +20,15 @@ export PATH="$PWD/tools/toolchain/node_modules/.bin:$PATH"
 echo "==> static checks (deno fmt --check, deno lint, deno check)"
 deno task --quiet check
 echo "==> tests (deno test: unit, simulation, end-to-end, browser)"
-deno task --quiet test
+log=$(mktemp)
+set +e
+deno task --quiet test 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# deno's summary ("ok | 412 passed (10 steps) | 0 failed") as the plain line CI readers expect.
+summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -n 1)
+passed=$(printf '%s' "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
+failed=$(printf '%s' "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
+rm -f "$log"
+echo "tests: ${passed:-0} passed, ${failed:-0} failed"
+exit "$status"
