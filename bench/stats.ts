@@ -1,16 +1,5 @@
-// Small statistics helpers shared by the benchmarks.
-export function median(values: readonly number[]): number {
-  return quantile(values, 0.5);
-}
-
-/** Linear-interpolated quantile q in [0, 1] of unsorted values. */
-export function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) throw new Error("quantile of no values");
-  const sorted = [...values].sort((a, b) => a - b);
-  const position = (sorted.length - 1) * q;
-  const low = Math.floor(position), high = Math.ceil(position);
-  return sorted[low] + (sorted[high] - sorted[low]) * (position - low);
-}
+// Small helpers shared by the benchmarks.
+export { median, quantile } from "../util/stats.ts";
 
 /** One line describing the machine, printed beside every benchmark table. */
 export async function machineLine(): Promise<string> {

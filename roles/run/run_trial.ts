@@ -8,6 +8,7 @@ import { prepareDataset } from "../../ml/data/prepare.ts";
 import { describeModel } from "../../ml/model/split_model.ts";
 import { trainRounds } from "../../ml/train/loop.ts";
 import { logger } from "../../util/log.ts";
+import { quantile } from "../../util/stats.ts";
 import type { MemoryView } from "../../web/memory_view.ts";
 import { writeDeployment } from "../deployment.ts";
 import { parseEvent } from "../events.ts";
@@ -296,13 +297,6 @@ function attackSummary(spec: TrialSpec, rows: readonly RoundRow[]): AttackSummar
     precision: flagged.size ? hits / flagged.size : malicious.size === 0 ? 1 : 0,
     recall: malicious.size ? hits / malicious.size : 1,
   };
-}
-
-/** Linear-interpolated quantile of unsorted values. */
-function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (sorted.length - 1) * q, low = Math.floor(at), high = Math.ceil(at);
-  return sorted[low] + (sorted[high] - sorted[low]) * (at - low);
 }
 
 /** Each validator answers /v1/status, or the trial fails naming the one that does not. */
