@@ -7,6 +7,14 @@ cd "$(dirname "$0")"
 
 ./compile.sh
 
+# The e2e tests run the binary in a network namespace with only loopback (unshare + ip).
+if ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "==> installing iproute2 and util-linux for the loopback-only namespace tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux >/dev/null
+  fi
+fi
+
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "==> installing Chromium for the browser tests (apt-get install chromium)"
