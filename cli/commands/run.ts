@@ -136,6 +136,12 @@ export function runCommand() {
       ).argParser(oneOf(["attacks"] as const)),
     )
     .addOption(
+      new Option(
+        "--byzantine-validators <k>",
+        "simulated Byzantine validators (k ≤ f): they forge signatures or stay silent",
+      ).argParser(intInRange(0, 10)).default(0),
+    )
+    .addOption(
       new Option("--keep-ui", "after the trial, keep serving the web UI until Ctrl-C").default(
         false,
       ),
@@ -191,6 +197,15 @@ Examples:
           "--experiment attacks runs its own trials with validators: drop --in-process, --compare and --attack",
         );
       }
+      const f = Math.floor((options.validators - 1) / 3);
+      if (options.byzantineValidators > f) {
+        throw new UsageError(
+          `--byzantine-validators ${options.byzantineValidators}: at most f = ${f} with ${options.validators} validators`,
+        );
+      }
+      if (options.byzantineValidators > 0 && options.inProcess) {
+        throw new UsageError("--byzantine-validators needs validator processes: drop --in-process");
+      }
       if (options.attack && options.inProcess) {
         throw new UsageError("--attack needs the validators: drop --in-process");
       }
@@ -230,6 +245,7 @@ Examples:
         keepUi: options.keepUi,
         hosts: [...options.hosts],
         experiment: options.experiment,
+        byzantineValidators: options.byzantineValidators,
         validators: options.validators,
       });
     });

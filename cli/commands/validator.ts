@@ -3,7 +3,7 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import { readFileSync } from "node:fs";
 import process from "node:process";
-import { existingPath, listenAddress } from "../options.ts";
+import { existingPath, listenAddress, oneOf } from "../options.ts";
 import { UsageError } from "../usage_error.ts";
 
 const GENESIS_BYTES_MAX = 64 * 1024 * 1024;
@@ -34,6 +34,12 @@ export function validatorCommand(): Command {
         "address to serve on (default: the host:port of this validator's genesis endpoint)",
       )
         .argParser(listenAddress),
+    )
+    .addOption(
+      new Option(
+        "--byzantine <behaviour>",
+        "simulation only (run --byzantine-validators): silent (sends nothing) or forge (bad signatures)",
+      ).argParser(oneOf(["silent", "forge"] as const)),
     )
     .option(
       "--admin-token <token>",
@@ -119,6 +125,7 @@ export function validatorCommand(): Command {
         port: listen.port,
         version: VERSION,
         adminToken: options.adminToken,
+        byzantine: options.byzantine,
       });
       await new Promise<void>((resolve) => {
         const stop = () => resolve();

@@ -29,6 +29,8 @@ export interface ExecuteRunOptions {
   validators: number;
   /** Loopback addresses for the validators and the edge. */
   hosts: string[];
+  /** Validators that misbehave on the wire (the last k; k ≤ f). */
+  byzantineValidators: number;
   /** "attacks": clean, then label-flip and sign-flip with and without the validators' defence. */
   experiment?: "attacks";
 }
@@ -100,6 +102,7 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
     deadlineMs: trial.roundTimeoutMs * trial.rounds + 10 * 60_000,
     validators: options.validators,
     hosts: options.hosts,
+    byzantineValidators: options.byzantineValidators,
   };
   try {
     for (const { label, spec } of trials) {
@@ -135,6 +138,7 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
         compare: options.compare,
         "in-process": options.inProcess,
         validators: options.inProcess ? 0 : options.validators,
+        "byzantine validators": options.byzantineValidators,
         partition: trial.partition,
         "local epochs": trial.localEpochs,
         "batch size": trial.batchSize,

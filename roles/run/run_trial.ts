@@ -43,6 +43,8 @@ export interface RunContext {
   deadlineMs: number;
   /** Validator processes (n = 3f + 1). */
   validators: number;
+  /** The last k validators forge signatures (even index) or stay silent (odd). */
+  byzantineValidators: number;
   hosts: string[];
 }
 
@@ -131,6 +133,13 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
   const nodePath = (id: string) => join(deployment.dir, "nodes", `${id}.json`);
   const common = ["--log-level", context.logLevel];
 
+  // Simulated Byzantine validators are the last k; behaviours alternate forge / silent.
+  const byzantineArgs = (id: string): string[] => {
+    const index = Number(/(\d+)$/.exec(id)?.[1] ?? -1);
+    const first = context.validators - context.byzantineValidators;
+    if (index < first) return [];
+    return ["--byzantine", (index - first) % 2 === 0 ? "forge" : "silent"];
+  };
   const spawnRole = (
     role: "edge" | "device" | "validator",
     id: string,
@@ -151,6 +160,7 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
         node.listen!,
         "--admin-token",
         context.adminToken,
+        ...byzantineArgs(id),
       ]
       : [role, "--node", nodePath(id)];
     return supervisor.spawnSelfRestarting(id, [...common, ...args], {

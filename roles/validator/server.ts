@@ -14,6 +14,7 @@ import { createNodeMetrics } from "../../web/metrics.ts";
 import { createValidatorApp } from "./http.ts";
 import { ValidatorNode, type ValidatorSettings } from "./node.ts";
 import { HttpOutbound } from "./transport.ts";
+import { type ByzantineBehaviour, ByzantineOutbound } from "./byzantine.ts";
 import { ValidatorClient } from "./client.ts";
 import { UpdateApp, type UpdateEvaluator } from "./update_app.ts";
 import { updateView } from "./update_view.ts";
@@ -32,6 +33,8 @@ export interface StartValidatorOptions {
   adminToken?: string;
   /** Update scoring with the ML engine on a validation sample (update_evaluator.ts). */
   evaluate?: UpdateEvaluator;
+  /** Simulation only (`run --byzantine-validators`): misbehave on the wire. */
+  byzantine?: ByzantineBehaviour;
 }
 
 export interface RunningValidator {
@@ -57,12 +60,16 @@ export async function startValidator(options: StartValidatorOptions): Promise<Ru
   let node: ValidatorNode | null = null;
   try {
     const metrics = createNodeMetrics();
-    const outbound = new HttpOutbound({
+    const httpOutbound = new HttpOutbound({
       chainId: ctx.chainId,
       self: ctx.validatorIndex.get(options.key.address) ?? -1,
       endpoints: ctx.validators.map((v) => v.endpoint),
       log: (line) => log.debug(line),
     });
+    const outbound = options.byzantine
+      ? new ByzantineOutbound(httpOutbound, options.byzantine)
+      : httpOutbound;
+    if (options.byzantine) log.warn(`simulated Byzantine validator: ${options.byzantine}`);
     node = await ValidatorNode.open({
       genesis: options.genesis,
       key: options.key,

@@ -163,3 +163,38 @@ Deno.test("run: validators and the edge on distinct loopback addresses (127.0.0.
   assertStringIncludes(result.stdout, "ledger: height");
   assertEquals(processesMentioning(out), []);
 });
+
+Deno.test("run: with a Byzantine validator forging signatures (k = f = 1) the trial completes and honest chains verify", async () => {
+  const out = join(mkdtempSync(join(tmpdir(), "iomt-byz-")), "trial");
+  const result = await runBinary([
+    ...SHORT_TRIAL,
+    "--byzantine-validators",
+    "1",
+    "--round-timeout",
+    "300",
+    "--out",
+    out,
+  ], {
+    timeoutMs: 15 * 60_000,
+  });
+  assertEquals(result.code, 0, result.stderr.slice(-3000));
+  assertStringIncludes(result.stdout, "ledger: height");
+  const deployment = join(out, "splitfed", "deployment");
+  const honestLog = readFileSync(join(out, "splitfed", "logs", "validator-0.log"), "utf8");
+  assert(
+    /bad_signature: .* from replica 3/.test(honestLog),
+    "honest validators must reject validator-3's forged messages",
+  );
+  for (let v = 0; v < 3; v++) {
+    const verify = await runBinary([
+      "ledger",
+      "verify",
+      "--db",
+      join(deployment, "data", `validator-${v}.db`),
+      "--genesis",
+      join(deployment, "genesis.json"),
+    ]);
+    assertEquals(verify.code, 0, `validator-${v}: ${verify.stdout}${verify.stderr}`);
+  }
+  assertEquals(processesMentioning(out), []);
+});
