@@ -41,6 +41,12 @@ export function validatorCommand(): Command {
         "simulation only (run --byzantine-validators): silent (sends nothing) or forge (bad signatures)",
       ).argParser(oneOf(["silent", "forge"] as const)),
     )
+    .addOption(
+      new Option(
+        "--evaluate-trial <node-config>",
+        "score updates' loss and accuracy on the validation split of the trial in this node config (init/run write it)",
+      ).argParser(existingPath("file")),
+    )
     .option(
       "--admin-token <token>",
       "bearer token for the web API's admin actions (≥ 16 characters)",
@@ -116,6 +122,13 @@ export function validatorCommand(): Command {
         mkdirSync(dir, { recursive: true });
         db = join(dir, "ledger.db");
       }
+      // With the trial's description, score every update's loss and accuracy on its validation
+      // split; every validator derives the same split from the same data and seed.
+      let evaluate;
+      if (options.evaluateTrial) {
+        const { trialEvaluator } = await import("../../roles/validator/trial_evaluator.ts");
+        evaluate = await trialEvaluator(options.evaluateTrial);
+      }
       const running = await startValidator({
         genesis,
         key,
@@ -126,6 +139,7 @@ export function validatorCommand(): Command {
         version: VERSION,
         adminToken: options.adminToken,
         byzantine: options.byzantine,
+        evaluate,
       });
       await new Promise<void>((resolve) => {
         const stop = () => resolve();

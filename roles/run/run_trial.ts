@@ -161,6 +161,9 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
         "--admin-token",
         context.adminToken,
         ...byzantineArgs(id),
+        // Every validator scores loss and accuracy on the trial's validation split.
+        "--evaluate-trial",
+        nodePath(id),
       ]
       : [role, "--node", nodePath(id)];
     return supervisor.spawnSelfRestarting(id, [...common, ...args], {
