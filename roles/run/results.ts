@@ -148,7 +148,7 @@ export function formatTable(results: readonly TrialResult[]): string {
     if (result.ledger) {
       const l = result.ledger;
       const latency = Number.isFinite(l.commitLatencyMsP50)
-        ? `, commit latency p50 ${l.commitLatencyMsP50.toFixed(0)} ms, p99 ${
+        ? `, per round close→certified result p50 ${l.commitLatencyMsP50.toFixed(0)} ms, p99 ${
           l.commitLatencyMsP99.toFixed(0)
         } ms`
         : "";
