@@ -3,7 +3,8 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-export const BINARY_PATH = `${REPO_ROOT}dist/iomt-sfl`;
+/** The compiled binary under test; `IOMT_SFL_TEST_BINARY` points the e2e tests at another build. */
+export const BINARY_PATH = Deno.env.get("IOMT_SFL_TEST_BINARY") ?? `${REPO_ROOT}dist/iomt-sfl`;
 
 export function requireBinary(): string {
   if (!existsSync(BINARY_PATH)) {
