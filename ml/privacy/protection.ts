@@ -16,14 +16,9 @@ import * as tf from "@tensorflow/tfjs";
 import { deriveSeed, prng } from "../model/random.ts";
 import { DCOR_ROWS_MAX } from "./dcor.ts";
 import { epsilonOf, type EpsilonResult } from "./rdp.ts";
+import { PROTECTION_LIMITS } from "./protection_limits.ts";
 
-export const PROTECTION_LIMITS = {
-  clipNormMax: 1e6,
-  noiseMultiplierMax: 1e4,
-  nopeekWeightMax: 100,
-  /** Elements per transform call: bounds the JS noise buffer (64 MB of float32). */
-  elementsMax: 1 << 24,
-} as const;
+export { PROTECTION_LIMITS };
 
 export interface ProtectionOptions {
   /** Per-row L2 clip norm of the activations; required when noiseMultiplier > 0. */
@@ -255,5 +250,32 @@ export function randomizedResponse(
     if (random() < keep) return y;
     const other = Math.floor(random() * (classes - 1));
     return other >= y ? other + 1 : other;
+  });
+}
+
+/** The protection one device applies in one round of a training with `settings`, or undefined
+ * when there is nothing to apply. The round is in the seed because a device's protection is
+ * created afresh each round (in workers too): noise must never repeat across rounds. */
+export function protectionForRound(
+  settings:
+    | {
+      clipNorm?: number;
+      noiseMultiplier?: number;
+      nopeekWeight?: number;
+    }
+    | null
+    | undefined,
+  seed: number,
+  round: number,
+  deviceIndex: number,
+): ActivationProtection | undefined {
+  if (!settings) return undefined;
+  const { clipNorm, noiseMultiplier, nopeekWeight } = settings;
+  if (clipNorm === undefined && !(noiseMultiplier! > 0) && !(nopeekWeight! > 0)) return undefined;
+  return createProtection({
+    clipNorm,
+    noiseMultiplier,
+    nopeekWeight,
+    seed: deriveSeed(seed, round, deviceIndex, 0x9f1),
   });
 }

@@ -4,7 +4,13 @@
 import type { LabeledMatrix } from "../data/types.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { checkMatrixForModel } from "./batches.ts";
-import { type LocalResult, type LocalTask, type LocalTrainOptions, runLocalTask } from "./local.ts";
+import {
+  type LocalResult,
+  type LocalTask,
+  type LocalTrainOptions,
+  type ReleaseObserver,
+  runLocalTask,
+} from "./local.ts";
 
 export interface DeviceExecutor {
   /** Runs independent local tasks; results in task order. */
@@ -19,6 +25,7 @@ export class InProcessExecutor implements DeviceExecutor {
     readonly config: ModelConfig,
     readonly partitions: readonly LabeledMatrix[],
     readonly options: LocalTrainOptions,
+    readonly observe?: ReleaseObserver,
   ) {
     this.#labels = partitions.map((p, k) => checkMatrixForModel(config, p, `device ${k}`));
   }
@@ -28,7 +35,14 @@ export class InProcessExecutor implements DeviceExecutor {
       return Promise.resolve(tasks.map((task) => {
         const data = this.partitions[task.deviceIndex];
         if (!data) throw new Error(`no partition for device ${task.deviceIndex}`);
-        return runLocalTask(this.config, data, this.#labels[task.deviceIndex], task, this.options);
+        return runLocalTask(
+          this.config,
+          data,
+          this.#labels[task.deviceIndex],
+          task,
+          this.options,
+          this.observe,
+        );
       }));
     } catch (error) {
       return Promise.reject(error);

@@ -15,14 +15,22 @@ import {
 import { assertFlatParams } from "../model/params.ts";
 import { Adam } from "./adam.ts";
 import { type Batch, shuffledBatches } from "./batches.ts";
-import { DeviceSide, EdgeSide } from "./split_step.ts";
+import { protectionForRound } from "../privacy/protection.ts";
+import type { ProtectionSettings } from "../privacy/settings.ts";
+import { DeviceSide, EdgeSide, type Release } from "./split_step.ts";
 
 export interface LocalTrainOptions {
   epochs: number;
   batchSize: number;
   learningRate: number;
   seed: number;
+  /** Activation protection every device applies in split modes (none in the FedAvg baseline,
+   * which sends no activations). */
+  protection?: ProtectionSettings;
 }
+
+/** Sees every device's releases (the privacy experiment's capture of what the edge received). */
+export type ReleaseObserver = (deviceIndex: number, release: Release) => void;
 
 export type LocalMode = "splitfed-v1" | "fedavg";
 
@@ -160,12 +168,20 @@ export function runLocalTask(
   labels: Int32Array,
   task: LocalTask,
   options: LocalTrainOptions,
+  observe?: ReleaseObserver,
 ): LocalResult {
   const name = `device ${task.deviceIndex}`;
   if (task.mode === "splitfed-v1") {
     const device = new DeviceSide(config, task.device, {
       learningRate: options.learningRate,
       name,
+      protection: protectionForRound(
+        options.protection,
+        options.seed,
+        task.round,
+        task.deviceIndex,
+      ),
+      onRelease: observe ? (release) => observe(task.deviceIndex, release) : undefined,
     });
     const edge = new EdgeSide(config, task.edge, {
       learningRate: options.learningRate,

@@ -22,10 +22,19 @@ import {
   FullModelTrainer,
   type LocalResult,
   type LocalTrainOptions,
+  type ReleaseObserver,
   trainSplitEpochs,
 } from "./local.ts";
 import { residentMemoryMB } from "./memory.ts";
 import { DeviceSide, EdgeSide } from "./split_step.ts";
+import { protectionForRound } from "../privacy/protection.ts";
+import {
+  type EpsilonSpent,
+  epsilonSpent,
+  type ProtectionSettings,
+  releasesPerRow,
+  validateProtectionSettings,
+} from "../privacy/settings.ts";
 
 export const TRAINING_MODES = ["splitfed-v1", "splitfed-v2", "fedavg", "centralized"] as const;
 export type TrainingMode = typeof TRAINING_MODES[number];
@@ -40,6 +49,8 @@ export interface TrainingOptions {
   learningRate: number;
   seed: number;
   model: ModelConfig;
+  /** Activation protection on the devices (split modes only). */
+  protection?: ProtectionSettings;
 }
 
 export interface GlobalModel {
@@ -60,6 +71,9 @@ export interface RoundReport {
   numTensors: number;
   rssMB: number;
   peakRssMB: number;
+  /** (ε, δ) spent so far per training row by the activation noise (split modes with noise);
+   * null without noise or in modes that send no activations. */
+  privacy?: EpsilonSpent | null;
 }
 
 /** Combines the devices' updates into the next global model. Default: FedAvg weighted by
@@ -87,8 +101,12 @@ export interface TrainingInput {
   initial?: GlobalModel;
   onRound?: (report: RoundReport, model: GlobalModel) => void | Promise<void>;
   signal?: AbortSignal;
+  /** Awaited before each round starts: an operator's pause holds the trial here. */
+  beforeRound?: (round: number) => Promise<void>;
   /** First round to run (a restarted coordinator resumes; `initial` is that round's model). */
   startRound?: number;
+  /** Sees every device release (in-process executor and splitfed-v2 only). */
+  observeReleases?: ReleaseObserver;
 }
 
 export interface TrainingResult {
@@ -112,6 +130,12 @@ export function validateTrainingOptions(options: TrainingOptions): void {
   if (!(options.learningRate > 0 && options.learningRate < 10)) {
     throw new Error(`training: learning rate ${options.learningRate}`);
   }
+  if (options.protection) validateProtectionSettings(options.protection);
+}
+
+/** Split modes send activations; only they can apply (and spend) an activation protection. */
+export function sendsActivations(mode: TrainingMode): boolean {
+  return mode === "splitfed-v1" || mode === "splitfed-v2";
 }
 
 export function initialModel(config: ModelConfig, seed: number): GlobalModel {
@@ -138,6 +162,9 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
     batchSize: options.batchSize,
     learningRate: options.learningRate,
     seed: options.seed,
+    ...(options.protection && sendsActivations(options.mode)
+      ? { protection: options.protection }
+      : {}),
   };
   // Callers (run, edge) print describeModel themselves at info level.
   logger("ml").debug(
@@ -145,13 +172,16 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
       describeModel(config)
     }`,
   );
-  const executor = input.executor ?? new InProcessExecutor(config, partitions, local);
+  const executor = input.executor ??
+    new InProcessExecutor(config, partitions, local, input.observeReleases);
   const aggregate = input.aggregate ?? fedAvgAggregator;
   let model = input.initial ?? initialModel(config, options.seed);
   const predictor = new Predictor(config, model.device, model.edge);
   const rounds: RoundReport[] = [];
   try {
     for (let round = input.startRound ?? 0; round < options.rounds; round++) {
+      input.signal?.throwIfAborted();
+      await input.beforeRound?.(round);
       input.signal?.throwIfAborted();
       const started = performance.now();
       let lossSum = 0;
@@ -173,7 +203,15 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
         }
         model = await aggregate(results, round, model);
       } else if (options.mode === "splitfed-v2") {
-        const r = trainSplitFedV2Round(config, partitions, labels, model, round, local);
+        const r = trainSplitFedV2Round(
+          config,
+          partitions,
+          labels,
+          model,
+          round,
+          local,
+          input.observeReleases,
+        );
         lossSum = r.lossSum;
         steps = r.steps;
         samples = r.samples;
@@ -199,6 +237,9 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
         seconds: (performance.now() - started) / 1000,
         numTensors: tf.memory().numTensors,
         ...residentMemoryMB(),
+        privacy: local.protection
+          ? epsilonSpent(local.protection, releasesPerRow(round + 1, options.localEpochs))
+          : null,
       };
       rounds.push(report);
       await input.onRound?.(report, model);
@@ -217,6 +258,7 @@ function trainSplitFedV2Round(
   model: GlobalModel,
   round: number,
   local: LocalTrainOptions,
+  observe?: ReleaseObserver,
 ) {
   const edge = new EdgeSide(config, model.edge, { learningRate: local.learningRate, name: "edge" });
   const updates: LocalResult[] = [];
@@ -229,6 +271,8 @@ function trainSplitFedV2Round(
       const device = new DeviceSide(config, model.device, {
         learningRate: local.learningRate,
         name: `device ${deviceIndex}`,
+        protection: protectionForRound(local.protection, local.seed, round, deviceIndex),
+        onRelease: observe ? (release) => observe(deviceIndex, release) : undefined,
       });
       try {
         const r = trainSplitEpochs(

@@ -17,6 +17,7 @@ import {
   ParamSet,
 } from "../model/split_model.ts";
 import { decodeMessage, encodeMessage, expectFrame } from "../wire/frame.ts";
+import type { ActivationProtection } from "../privacy/protection.ts";
 import { Adam, assertFiniteTensors } from "./adam.ts";
 import type { Batch } from "./batches.ts";
 
@@ -24,6 +25,27 @@ export interface SideOptions {
   learningRate: number;
   /** Names this side in errors and logs, e.g. "device 3". */
   name: string;
+}
+
+/** What a device released for one batch: its input rows and the exact activation values put on
+ * the wire (the privacy experiment audits these). */
+export interface Release {
+  round: number;
+  step: number;
+  /** Standardized feature rows [rows, features]. */
+  features: Float32Array;
+  labels: Int32Array;
+  rows: number;
+  /** Activations as sent [rows, steps, filters], after the protection. */
+  activations: Float32Array;
+  shape: number[];
+}
+
+export interface DeviceSideOptions extends SideOptions {
+  /** Applied to the activations before they leave the device (clipping, noise, NoPeek). */
+  protection?: ActivationProtection;
+  /** Sees every release (test and experiment hook); must not keep the arrays' owner busy. */
+  onRelease?: (release: Release) => void;
 }
 
 interface Pending {
@@ -38,7 +60,11 @@ export class DeviceSide {
   readonly #optimizer: Adam;
   #pending: Pending | null = null;
 
-  constructor(readonly config: ModelConfig, initial: Float32Array, readonly options: SideOptions) {
+  constructor(
+    readonly config: ModelConfig,
+    initial: Float32Array,
+    readonly options: DeviceSideOptions,
+  ) {
     const layout = deviceLayout(config);
     assertFlatParams(initial, layout, `${options.name}: initial device parameters`);
     this.params = new ParamSet(layout, initial);
@@ -59,11 +85,25 @@ export class DeviceSide {
       );
     }
     const x = tf.tensor2d(features, [rows, this.config.features]);
-    const smashed = tf.tidy(() => deviceForward(this.config, this.params.tensors, x));
+    const protection = this.options.protection;
+    // The release: with a protection, clipped and noised here, before anything is encoded.
+    const smashed = tf.tidy(() => {
+      const acts = deviceForward(this.config, this.params.tensors, x);
+      return protection ? protection.transform(acts, step) : acts;
+    });
     const data = smashed.dataSync() as Float32Array;
     const shape = smashed.shape;
     smashed.dispose();
     this.#pending = { x, round, step, shape };
+    this.options.onRelease?.({
+      round,
+      step,
+      features,
+      labels: batch.labels,
+      rows,
+      activations: data,
+      shape,
+    });
     try {
       return encodeMessage([
         { kind: "activations", round, step, shape, dtype: "float32", data },
@@ -99,11 +139,28 @@ export class DeviceSide {
       try {
         // Recomputing the small conv forward under the tape is cheaper than keeping a tape alive
         // across the network round trip.
-        const { value, grads } = tf.engine().gradients(
-          () => deviceForward(this.config, this.params.tensors, pending.x),
-          this.params.tensors,
-          dy,
-        );
+        const protection = this.options.protection;
+        if (!protection) {
+          const { value, grads } = tf.engine().gradients(
+            () => deviceForward(this.config, this.params.tensors, pending.x),
+            this.params.tensors,
+            dy,
+          );
+          value.dispose();
+          return grads;
+        }
+        // With a protection: the noise is additive and independent of the weights, so the
+        // vjp goes through its differentiable part (the clipping); sum(r * dy) has gradient dy
+        // w.r.t. r, so one tape also takes the device's extra loss (NoPeek). NoPeek needs pairs
+        // of rows: a last batch of one row trains on the edge's gradient alone.
+        const { value, grads } = tf.engine().gradients(() => {
+          const acts = deviceForward(this.config, this.params.tensors, pending.x);
+          const surrogate = protection.differentiable(acts).mul(dy).sum() as tf.Scalar;
+          const extra = pending.x.shape[0] >= 2
+            ? protection.extraDeviceLoss?.(pending.x, acts)
+            : undefined;
+          return extra ? surrogate.add(extra) as tf.Scalar : surrogate;
+        }, this.params.tensors);
         value.dispose();
         return grads;
       } finally {
