@@ -23,15 +23,20 @@ export function intInRange(min: number, max: number): (value: string) => number 
 export function numberInRange(
   min: number,
   max: number,
-  options: { exclusiveMin?: boolean } = {},
+  options: { exclusiveMin?: boolean; exclusiveMax?: boolean } = {},
 ): (value: string) => number {
   const lower = options.exclusiveMin ? `greater than ${min}` : `from ${min}`;
+  const upper = options.exclusiveMax ? `less than ${max}` : `to ${max}`;
+  const message = options.exclusiveMin && options.exclusiveMax
+    ? `expected a number strictly between ${min} and ${max}.`
+    : `expected a number ${lower} ${upper}.`;
   return (value: string) => {
     const trimmed = value.trim();
     const parsed = trimmed === "" ? NaN : Number(trimmed);
     const below = options.exclusiveMin ? parsed <= min : parsed < min;
-    if (!Number.isFinite(parsed) || below || parsed > max) {
-      throw new InvalidArgumentError(`expected a number ${lower} to ${max}.`);
+    const above = options.exclusiveMax ? parsed >= max : parsed > max;
+    if (!Number.isFinite(parsed) || below || above) {
+      throw new InvalidArgumentError(message);
     }
     return parsed;
   };

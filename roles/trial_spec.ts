@@ -6,6 +6,7 @@ import type { Partition } from "../ml/data/split.ts";
 import type { LabelMode } from "../ml/data/types.ts";
 import type { ModelConfig } from "../ml/model/config.ts";
 import type { TrainingMode } from "../ml/train/loop.ts";
+import type { ProtectionSettings } from "../ml/privacy/settings.ts";
 import type { AttackPlan } from "./attack_plan.ts";
 
 /** The embedded default: synthetic IoMT traffic modelled on WUSTL-EHMS. */
@@ -36,6 +37,8 @@ export interface TrialSpec {
   attack?: AttackPlan;
   /** false: plain FedAvg at the edge, no validator decisions (the undefended baseline). */
   defence?: boolean;
+  /** Activation protection on every device (`--clip/--noise/--epsilon/--nopeek`). */
+  protection?: ProtectionSettings;
 }
 
 export function prepareOptionsOf(spec: TrialSpec): PrepareOptions {

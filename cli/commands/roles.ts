@@ -1,6 +1,7 @@
 // `iomt-sfl edge` and `iomt-sfl device`: one node of a deployment made by `iomt-sfl init`.
 import { Command, Option } from "@commander-js/extra-typings";
 import { existingPath } from "../options.ts";
+import { protectionOf, protectionOptions } from "../protection_flags.ts";
 import { UsageError } from "../usage_error.ts";
 
 export function edgeCommand() {
@@ -19,15 +20,34 @@ export function edgeCommand() {
 }
 
 export function deviceCommand() {
+  const [clip, noise, epsilon, delta, nopeek] = protectionOptions();
   return new Command("device")
     .description("run a device node: trains the CNN half on its own flow records with its edge")
     .addOption(
       new Option("--node <file>", "node config written by `iomt-sfl init` (nodes/device-0.json)")
         .argParser(existingPath("file")).makeOptionMandatory(),
     )
+    .addOption(clip)
+    .addOption(noise)
+    .addOption(epsilon)
+    .addOption(delta)
+    .addOption(nopeek)
+    .addHelpText(
+      "after",
+      `
+Without protection flags the device applies the trial's protection from its node config.
+--epsilon calibrates the noise for the trial's rounds × local epochs.`,
+    )
     .action(async (options) => {
       const { runDevice } = await import("../../roles/device/device_process.ts");
-      await withNodeErrors(() => runDevice(options.node));
+      const asked = [options.clip, options.noise, options.epsilon, options.delta, options.nopeek]
+        .some((v) => v !== undefined);
+      await withNodeErrors(() =>
+        runDevice(
+          options.node,
+          asked ? (training) => protectionOf(options, training) : undefined,
+        )
+      );
     });
 }
 

@@ -11,12 +11,16 @@ import {
   oneOf,
 } from "../options.ts";
 import { UsageError } from "../usage_error.ts";
+import { protectionOf, protectionOptions } from "../protection_flags.ts";
 
 const MODES = ["splitfed", "splitfed-v2", "fedavg"] as const;
 const ATTACKS = ["label-flip", "sign-flip", "scale", "gaussian", "free-rider", "sybil"] as const;
 const PARTITIONS = ["iid", "dirichlet", "quantity"] as const;
 
+const EXPERIMENTS = ["attacks", "privacy"] as const;
+
 export function runCommand() {
+  const [clip, noise, epsilon, delta, nopeek] = protectionOptions();
   return new Command("run")
     .description(
       "run a whole local trial: devices, edge and validators on loopback, training rounds, then the " +
@@ -132,9 +136,16 @@ export function runCommand() {
     .addOption(
       new Option(
         "--experiment <name>",
-        "attacks: clean vs 30 % label-flip and sign-flip, with and without the validators' defence",
-      ).argParser(oneOf(["attacks"] as const)),
+        "attacks: clean vs 30 % label-flip and sign-flip, with and without the validators' defence; " +
+          "privacy: unprotected vs clip + noise levels vs NoPeek, F1/AUC beside what a curious edge " +
+          "reconstructs from the activations it received (use with --in-process)",
+      ).argParser(oneOf(EXPERIMENTS)),
     )
+    .addOption(clip)
+    .addOption(noise)
+    .addOption(epsilon)
+    .addOption(delta)
+    .addOption(nopeek)
     .addOption(
       new Option(
         "--byzantine-validators <k>",
@@ -158,7 +169,10 @@ export function runCommand() {
 Examples:
   $ iomt-sfl run                                  # embedded synthetic data, 10 devices, 5 rounds
   $ iomt-sfl run --compare --rounds 10            # SplitFed and FedAvg side by side
-  $ iomt-sfl run --data wustl-ehms-2020.csv --devices 10 --in-process`,
+  $ iomt-sfl run --data wustl-ehms-2020.csv --devices 10 --in-process
+  $ iomt-sfl run --clip 1 --noise 0.1 --nopeek 0.1  # protect the activations devices send
+  $ iomt-sfl run --epsilon 50 --delta 1e-5        # noise calibrated for rounds × epochs
+  $ iomt-sfl run --experiment privacy --in-process --rounds 3`,
     )
     .action(async (options, command) => {
       const globals = command.optsWithGlobals() as unknown as { logLevel: string };
@@ -192,9 +206,39 @@ Examples:
           );
         }
       }
-      if (options.experiment && (options.inProcess || options.compare || options.attack)) {
+      if (
+        options.experiment === "attacks" && (options.inProcess || options.compare || options.attack)
+      ) {
         throw new UsageError(
           "--experiment attacks runs its own trials with validators: drop --in-process, --compare and --attack",
+        );
+      }
+      // The privacy experiment trains one trial per setting: 3 rounds unless --rounds says so.
+      const rounds = options.experiment === "privacy" &&
+          command.getOptionValueSource("rounds") === "default"
+        ? 3
+        : options.rounds;
+      const protection = protectionOf(options, { rounds, localEpochs: options.epochs });
+      if (options.experiment === "privacy") {
+        if (protection || options.compare || options.attack) {
+          throw new UsageError(
+            "--experiment privacy runs its own protection settings: drop --clip/--noise/--epsilon/--delta/--nopeek, --compare and --attack",
+          );
+        }
+        if (!options.inProcess) {
+          throw new UsageError(
+            "--experiment privacy captures what the edge receives in one process: add --in-process",
+          );
+        }
+        if (options.mode === "fedavg") {
+          throw new UsageError(
+            "--experiment privacy measures split activations: drop --mode fedavg",
+          );
+        }
+      }
+      if (protection && options.mode === "fedavg" && !options.compare) {
+        throw new UsageError(
+          "--clip/--noise/--epsilon/--nopeek protect the activations of split learning; --mode fedavg sends none",
         );
       }
       const f = Math.floor((options.validators - 1) / 3);
@@ -227,7 +271,7 @@ Examples:
           partition: options.partition,
           dirichletAlpha: options.alpha,
           mode: options.mode === "splitfed" ? "splitfed-v1" : options.mode,
-          rounds: options.rounds,
+          rounds,
           localEpochs: options.epochs,
           batchSize: options.batchSize,
           learningRate: options.learningRate,
@@ -236,6 +280,7 @@ Examples:
           roundTimeoutMs: options.roundTimeout * 1000,
           attack,
           defence: options.defence,
+          ...(protection ? { protection } : {}),
         },
         compare: options.compare,
         inProcess: options.inProcess,

@@ -225,28 +225,12 @@ export function runAudit(data: PrivacyData, options: AuditOptions): AuditResult 
   const auxRaw: Matrix = { data: aux.features, rows: auxIdx.length, columns: features };
   const targetRaw: Matrix = { data: target.features, rows: targetIdx.length, columns: features };
 
-  const attack = {
-    ...DEFAULT_ATTACK,
-    ...options.attack,
-    seed: options.attack?.seed ?? options.seed + 101,
-  };
-  const guess = reconstruct(auxActsM, auxRaw, targetActsM, attack);
-  const nmse = normalizedMse(targetRaw, guess);
-  const finite = Array.from(nmse).filter((v) => Number.isFinite(v));
-  const nmseMean = finite.reduce((a, b) => a + b, 0) / Math.max(finite.length, 1);
-
-  const dIdx = sampleRowIndexes(targetIdx.length, options.dcorRows);
-  const pick = (m: Matrix) => {
-    const out = new Float32Array(dIdx.length * m.columns);
-    dIdx.forEach((r, i) =>
-      out.set(m.data.subarray(r * m.columns, (r + 1) * m.columns), i * m.columns)
-    );
-    return { data: out, rows: dIdx.length, columns: m.columns };
-  };
-  const { dcor, dcor2BiasCorrected } = distanceCorrelation(pick(targetRaw), pick(targetActsM));
-
-  const labelScores = inferLabels(auxActsM, aux.isAttack, targetActsM, attack);
-  const labelInference = labelInferenceMetrics(labelScores, target.isAttack, aux.isAttack);
+  const leak = auditReleases(
+    data,
+    { raw: auxRaw, acts: auxActsM, isAttack: aux.isAttack },
+    { raw: targetRaw, acts: targetActsM, isAttack: target.isAttack },
+    { dcorRows: options.dcorRows, seed: options.seed, attack: options.attack },
+  );
   const account = protection.account(trained.releasesPerRow, options.delta);
 
   return {
@@ -267,11 +251,85 @@ export function runAudit(data: PrivacyData, options: AuditOptions): AuditResult 
       threshold: utility.threshold,
       testRows: data.test.rows,
     },
-    samples: { auxRows: auxIdx.length, targetRows: targetIdx.length, dcorRows: dIdx.length },
+    samples: leak.samples,
+    reconstruction: leak.reconstruction,
+    dcor: leak.dcor,
+    dcor2BiasCorrected: leak.dcor2BiasCorrected,
+    labelInference: leak.labelInference,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** What a curious edge learns from releases it holds: (raw row, released activation) pairs of an
+ * auxiliary sample it can produce itself, and the released activations of target rows. */
+export interface AuditSample {
+  /** Scaled feature rows [rows, features]. */
+  raw: Matrix;
+  /** Released activations [rows, width], as the edge received them. */
+  acts: Matrix;
+  /** 1 = attack. */
+  isAttack: Int32Array;
+}
+
+export interface ReleaseAudit {
+  samples: { auxRows: number; targetRows: number; dcorRows: number };
+  reconstruction: AuditResult["reconstruction"];
+  dcor: number;
+  dcor2BiasCorrected: number;
+  labelInference: AuditResult["labelInference"];
+}
+
+/** The curious edge's attacks on releases: reconstruction decoder (per-feature nMSE, biometrics
+ * within clinical tolerance), distance correlation raw ↔ released, label inference. */
+export function auditReleases(
+  data: Pick<PrivacyData, "train" | "scales">,
+  aux: AuditSample,
+  target: AuditSample,
+  options: { dcorRows: number; seed: number; attack?: AttackOptions },
+): ReleaseAudit {
+  const features = data.train.featureNames.length;
+  for (const [name, s] of [["auxiliary", aux], ["target", target]] as const) {
+    if (
+      s.raw.columns !== features || s.raw.rows !== s.acts.rows ||
+      s.isAttack.length !== s.raw.rows || s.raw.rows < 2
+    ) {
+      throw new RangeError(
+        `audit: ${name} sample of ${s.raw.rows} rows x ${s.raw.columns} features, ${s.acts.rows} activation rows, ${s.isAttack.length} labels (model has ${features} features)`,
+      );
+    }
+  }
+  if (aux.acts.columns !== target.acts.columns) {
+    throw new RangeError(
+      `audit: activations of width ${aux.acts.columns} (auxiliary) vs ${target.acts.columns} (target)`,
+    );
+  }
+  const attack = {
+    ...DEFAULT_ATTACK,
+    ...options.attack,
+    seed: options.attack?.seed ?? options.seed + 101,
+  };
+  const guess = reconstruct(aux.acts, aux.raw, target.acts, attack);
+  const nmse = normalizedMse(target.raw, guess);
+  const finite = Array.from(nmse).filter((v) => Number.isFinite(v));
+  const nmseMean = finite.reduce((a, b) => a + b, 0) / Math.max(finite.length, 1);
+
+  const dIdx = sampleRowIndexes(target.raw.rows, options.dcorRows);
+  const pick = (m: Matrix) => {
+    const out = new Float32Array(dIdx.length * m.columns);
+    dIdx.forEach((r, i) =>
+      out.set(m.data.subarray(r * m.columns, (r + 1) * m.columns), i * m.columns)
+    );
+    return { data: out, rows: dIdx.length, columns: m.columns };
+  };
+  const { dcor, dcor2BiasCorrected } = distanceCorrelation(pick(target.raw), pick(target.acts));
+  const labelScores = inferLabels(aux.acts, aux.isAttack, target.acts, attack);
+  const labelInference = labelInferenceMetrics(labelScores, target.isAttack, aux.isAttack);
+  return {
+    samples: { auxRows: aux.raw.rows, targetRows: target.raw.rows, dcorRows: dIdx.length },
     reconstruction: {
       nmseMean,
       features: data.train.featureNames.map((name, c) => ({ name, nmse: nmse[c] })),
-      biometrics: biometricRecovery(data.scales, auxRaw, targetRaw, guess, nmse),
+      biometrics: biometricRecovery(data.scales, aux.raw, target.raw, guess, nmse),
     },
     dcor,
     dcor2BiasCorrected,
@@ -282,7 +340,39 @@ export function runAudit(data: PrivacyData, options: AuditOptions): AuditResult 
         "vanilla split learning sends every label to the edge in plaintext; this measures what " +
         "the activations alone reveal (the edge's knowledge in a U-shaped split, where the device keeps the head)",
     },
-    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** The audit's figures in a trial's results (report.json): the privacy-utility row's columns. */
+export interface AuditSummary {
+  auxRows: number;
+  targetRows: number;
+  /** Round whose releases were attacked (0-based). */
+  round: number;
+  nmseMean: number;
+  biometricWithin: number | null;
+  biometricBaseline: number | null;
+  biometrics: BiometricRecovery[];
+  dcor: number;
+  dcor2BiasCorrected: number;
+  labelAuc: number;
+}
+
+export function auditSummary(audit: ReleaseAudit, round: number): AuditSummary {
+  const bio = audit.reconstruction.biometrics;
+  const mean = (f: (b: BiometricRecovery) => number) =>
+    bio.length ? bio.reduce((s, b) => s + f(b), 0) / bio.length : null;
+  return {
+    auxRows: audit.samples.auxRows,
+    targetRows: audit.samples.targetRows,
+    round,
+    nmseMean: audit.reconstruction.nmseMean,
+    biometricWithin: mean((b) => b.withinTolerance),
+    biometricBaseline: mean((b) => b.baselineWithinTolerance),
+    biometrics: bio,
+    dcor: audit.dcor,
+    dcor2BiasCorrected: audit.dcor2BiasCorrected,
+    labelAuc: audit.labelInference.auc,
   };
 }
 
@@ -322,6 +412,8 @@ export interface PrivacyUtilityTable {
   epochs: number;
   delta: number;
   rows: PrivacyUtilityRow[];
+  /** Replaces the default caption (the `run` experiment describes its own settings). */
+  caption?: string;
 }
 
 export function tableRow(result: AuditResult): PrivacyUtilityRow {

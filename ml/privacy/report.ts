@@ -38,6 +38,7 @@ function tableCells(table: PrivacyUtilityTable): string[][] {
 }
 
 function tableCaption(table: PrivacyUtilityTable): string {
+  if (table.caption) return table.caption;
   return `${table.dataset}; ${table.epochs} training epochs per setting; ε at δ = ${table.delta} per training row ` +
     `over the whole training (activation noise only)`;
 }

@@ -5,6 +5,13 @@ import type { ModelConfig } from "../../ml/model/config.ts";
 import { checkMatrixForModel, shuffledBatches } from "../../ml/train/batches.ts";
 import { batchSeed, FullModelTrainer } from "../../ml/train/local.ts";
 import { DeviceSide } from "../../ml/train/split_step.ts";
+import { protectionForRound } from "../../ml/privacy/protection.ts";
+import {
+  describeProtection,
+  epsilonSpent,
+  type ProtectionSettings,
+  releasesPerRow,
+} from "../../ml/privacy/settings.ts";
 import { encodeMessage } from "../../ml/wire/frame.ts";
 import { decodeWeights, modelHash } from "../../ledger/app/blob.ts";
 import { expectOk, type Fetcher, sendWithRetry } from "../../net/http_client.ts";
@@ -30,6 +37,9 @@ export interface DeviceNodeOptions {
   /** `run --attack` only: replaces the honest device-side update (weights, global, round). */
   poison?: (update: Float32Array, global: Float32Array, round: number) => Float32Array;
   onRoundDone?: (round: number, steps: number, seconds: number) => void;
+  /** Clipping + noise of the activations before they leave, NoPeek in the device loss (split
+   * modes; FedAvg sends no activations). */
+  protection?: ProtectionSettings;
   /** Test hook: every request body this device sends (the raw-rows-never-leave test). */
   onSend?: (path: string, body: Uint8Array) => void;
 }
@@ -144,8 +154,17 @@ export class DeviceNode {
       `&steps=${result.steps}&loss_micro=${lossMicro}`;
     await expectOk(await this.#send("POST", path, encodeMessage(frames), signal), "report done");
     this.options.onRoundDone?.(work.round, result.steps, (performance.now() - started) / 1000);
+    // ε per row after this round, as if every earlier round had been trained here too (a device
+    // that missed rounds has spent less).
+    const spent = work.mode === "splitfed-v1"
+      ? epsilonSpent(this.options.protection, releasesPerRow(work.round + 1, work.epochs))
+      : null;
     this.#log.info(`round ${work.round} done`, {
       mode: work.mode,
+      ...(this.options.protection && work.mode === "splitfed-v1"
+        ? { protection: describeProtection(this.options.protection) }
+        : {}),
+      ...(spent ? { epsilon: spent.epsilon.toFixed(3), delta: spent.delta } : {}),
       steps: result.steps,
       loss: (result.lossSum / Math.max(result.steps, 1)).toFixed(4),
       seconds: ((performance.now() - started) / 1000).toFixed(1),
@@ -156,6 +175,12 @@ export class DeviceNode {
     const side = new DeviceSide(this.options.config, initial, {
       learningRate: work.learningRate,
       name: `device ${this.options.id}`,
+      protection: protectionForRound(
+        this.options.protection,
+        work.seed,
+        work.round,
+        this.#index(),
+      ),
     });
     let steps = 0;
     try {

@@ -13,11 +13,31 @@ import { prepareOptionsOf } from "../trial_spec.ts";
 import { DeviceNode } from "./device_node.ts";
 import { flipLabels, poisonFor } from "../attack_plan.ts";
 import { deviceLedgerLink } from "../ledger_link/wiring.ts";
+import {
+  describeProtection,
+  type ProtectionSettings,
+  validateProtectionSettings,
+} from "../../ml/privacy/settings.ts";
 
-export async function runDevice(nodePath: string): Promise<void> {
+/** `protectionOverride`: from the command line (`iomt-sfl device --clip ...`), replacing the
+ * trial's; a function because --epsilon is calibrated for the trial's rounds × epochs. */
+export async function runDevice(
+  nodePath: string,
+  protectionOverride?: (
+    training: { rounds: number; localEpochs: number },
+  ) => ProtectionSettings | null,
+): Promise<void> {
   exitWhenParentDies();
   const node = await loadNode(nodePath, "device");
   const { config, chain, key } = node;
+  const protection = protectionOverride?.(config.trial) ?? config.trial.protection;
+  if (protection) {
+    try {
+      validateProtectionSettings(protection);
+    } catch (error) {
+      throw new NodeConfigError(`${nodePath}: trial.protection: ${(error as Error).message}`);
+    }
+  }
   if (!config.edge_url) throw new NodeConfigError(`${config.id}: no edge_url in ${nodePath}`);
   if (config.device_index === undefined) {
     throw new NodeConfigError(`${config.id}: no device_index in ${nodePath}`);
@@ -44,6 +64,12 @@ export async function runDevice(nodePath: string): Promise<void> {
     trial.labelMode === "binary" ? 2 : mine.classNames.length,
   );
   log.info(`holding ${mine.rows} flow records locally; edge ${config.edge_url}`);
+  if (protection) {
+    log.info(`activation protection: ${describeProtection(protection)}`, {
+      ...(protection.targetEpsilon ? { targetEpsilon: protection.targetEpsilon } : {}),
+      delta: protection.delta,
+    });
+  }
 
   // With ledger rounds on: submit updates to the validators, train only from certified models.
   const ledger = deviceLedgerLink(chain.genesis, key);
@@ -55,6 +81,7 @@ export async function runDevice(nodePath: string): Promise<void> {
     fetcher: globalFetcher,
     config: model,
     data: mine,
+    protection,
     onUpdate: ledger?.onUpdate,
     poison: malicious && attack ? poisonFor(attack, config.device_index) : undefined,
     checkModel: ledger?.checkModel,

@@ -12,6 +12,15 @@ import { join } from "node:path";
 import { planAttack } from "../attack_plan.ts";
 import { formatTable, type TrialResult } from "./results.ts";
 import { runInProcess, runMultiProcess, trialModeOf } from "./run_trial.ts";
+import {
+  PrivacyAuditHook,
+  privacyExperiment,
+  privacyExperimentTable,
+  protectionNote,
+  protectionOfTrial,
+} from "./privacy_trial.ts";
+import { describeProtection } from "../../ml/privacy/settings.ts";
+import { tableHtml, tableText } from "../../ml/privacy/report.ts";
 
 const log = logger("run");
 const UI_BODY_BYTES_MAX = 1024 * 1024;
@@ -31,8 +40,9 @@ export interface ExecuteRunOptions {
   hosts: string[];
   /** Validators that misbehave on the wire (the last k; k ≤ f). */
   byzantineValidators: number;
-  /** "attacks": clean, then label-flip and sign-flip with and without the validators' defence. */
-  experiment?: "attacks";
+  /** "attacks": clean, then label-flip and sign-flip with and without the validators' defence;
+   * "privacy": unprotected, clip + noise levels and NoPeek, audited by a curious edge. */
+  experiment?: "attacks" | "privacy";
 }
 
 export async function executeRun(options: ExecuteRunOptions): Promise<TrialResult[]> {
@@ -93,6 +103,9 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
     });
   }
   if (options.experiment === "attacks") trials.splice(0, trials.length, ...attackExperiment(trial));
+  if (options.experiment === "privacy") {
+    trials.splice(0, trials.length, ...privacyExperiment(trial));
+  }
   const results: TrialResult[] = [];
   const context = {
     outDir: options.outDir,
@@ -108,14 +121,22 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
     for (const { label, spec } of trials) {
       view.setStatus({ mode: trialModeOf(spec), roundState: "running" });
       if (label) process.stderr.write(`iomt-sfl run: experiment trial "${label}"\n`);
+      const audit = options.experiment === "privacy" ? new PrivacyAuditHook(spec) : undefined;
       const trialContext = {
         ...context,
         outDir: label ? join(options.outDir, label) : options.outDir,
+        privacyAudit: audit,
       };
       const result = options.inProcess
         ? await runInProcess(spec, trialContext)
         : await runMultiProcess(spec, trialContext);
-      results.push(label ? { ...result, label } : result);
+      const protection = protectionOfTrial(spec);
+      results.push({
+        ...result,
+        ...(label ? { label } : {}),
+        ...(protection ? { protection } : {}),
+        ...(audit ? { privacyAudit: audit.finish(describeData(spec)) } : {}),
+      });
     }
     view.setStatus({ roundState: "idle" });
     const table = formatTable(results);
@@ -125,6 +146,17 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
       const summary = formatAttackExperiment(results);
       process.stdout.write(`${summary}\n\n`);
       notes.push({ heading: "Attack experiment", text: summary });
+    }
+    const protectionText = protectionNote(results);
+    if (protectionText) {
+      notes.push({ heading: "Activation protection and privacy spent", text: protectionText });
+    }
+    let privacyTable = undefined;
+    if (options.experiment === "privacy") {
+      privacyTable = privacyExperimentTable(results, describeData(trial), trial);
+      const text = tableText(privacyTable);
+      process.stdout.write(`Privacy and utility\n${text}\n`);
+      notes.push({ heading: "Privacy and utility", text, html: tableHtml(privacyTable) });
     }
     const files = writeReports(options.outDir, {
       title: "iomt-sfl trial",
@@ -145,10 +177,14 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
         "learning rate": trial.learningRate,
         seed: trial.seed,
         "label mode": trial.labelMode,
+        protection: options.experiment === "privacy"
+          ? "per trial (privacy experiment)"
+          : describeProtection(trial.protection),
         "wall time (s)": results.reduce((s, r) => s + r.wallSeconds, 0).toFixed(1),
       },
       results,
       notes,
+      ...(privacyTable ? { privacyUtility: privacyTable } : {}),
     });
     process.stdout.write(`reports: ${files.json}\n         ${files.html}\n`);
     if (options.keepUi) {

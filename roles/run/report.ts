@@ -5,6 +5,7 @@ import { join } from "node:path";
 import uplotJs from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
 import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
 import { formatTable, type TrialResult } from "./results.ts";
+import type { PrivacyUtilityTable } from "../../ml/privacy/audit.ts";
 
 export interface ReportInput {
   title: string;
@@ -13,8 +14,11 @@ export interface ReportInput {
   data: string;
   settings: Record<string, string | number | boolean>;
   results: TrialResult[];
-  /** Extra sections (e.g. the privacy-utility table) as preformatted text. */
-  notes?: { heading: string; text: string }[];
+  /** Extra sections as preformatted text; `html` (a trusted, escaped <section>, e.g.
+   * ml/privacy/report.ts tableHtml) replaces the text in report.html. */
+  notes?: { heading: string; text: string; html?: string }[];
+  /** `--experiment privacy`: the table's numbers for report.json. */
+  privacyUtility?: PrivacyUtilityTable;
 }
 
 export function writeReports(outDir: string, input: ReportInput): { json: string; html: string } {
@@ -53,7 +57,7 @@ export function renderHtml(input: ReportInput): string {
 <tr><th scope="row">attack</th><td>${fn}</td><td>${tp}</td></tr></table></figure>`;
   }).join("");
   const notes = (input.notes ?? []).map((n) =>
-    `<h2>${escapeHtml(n.heading)}</h2><pre>${escapeHtml(n.text)}</pre>`
+    n.html ?? `<h2>${escapeHtml(n.heading)}</h2><pre>${escapeHtml(n.text)}</pre>`
   ).join("");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

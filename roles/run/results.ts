@@ -1,5 +1,7 @@
 // What a trial produces, in the shapes the table, report.json, report.html and the UI use.
 import type { RoundReport } from "../../ml/train/loop.ts";
+import type { AuditSummary } from "../../ml/privacy/audit.ts";
+import type { ProtectionSettings } from "../../ml/privacy/settings.ts";
 import type { RoundDetail } from "../../web/api_schemas.ts";
 
 export type TrialMode = "splitfed" | "fedavg";
@@ -26,6 +28,9 @@ export interface RoundRow {
   rejectedUpdates?: number;
   /** Devices whose update the validators rejected this round, with the reasons. */
   rejected?: { device: string; reasons: string[] }[];
+  /** (ε, δ) spent per training row so far by the activation noise (split modes with noise). */
+  epsilon?: number;
+  delta?: number;
 }
 
 export interface LedgerSummary {
@@ -55,6 +60,11 @@ export interface TrialResult {
   rows: RoundRow[];
   ledger?: LedgerSummary;
   wallSeconds: number;
+  /** The activation protection the devices applied (absent: none, or a mode without
+   * activations). */
+  protection?: { name: string; settings: ProtectionSettings };
+  /** `--experiment privacy`: the curious edge's audit of the activations it received. */
+  privacyAudit?: AuditSummary;
 }
 
 export function rowOf(mode: TrialMode, report: RoundReport, participants: number): RoundRow {
@@ -75,6 +85,7 @@ export function rowOf(mode: TrialMode, report: RoundReport, participants: number
     seconds: report.seconds,
     confusion: b.confusion,
     peakRssMB: report.peakRssMB,
+    ...(report.privacy ? { epsilon: report.privacy.epsilon, delta: report.privacy.delta } : {}),
   };
 }
 
@@ -118,11 +129,16 @@ export function formatTable(results: readonly TrialResult[]): string {
     "devices",
     "s",
   ];
+  // The ε column only when some trial spent privacy budget, so the default table is unchanged.
+  const withEpsilon = results.some((t) => t.rows.some((r) => r.epsilon !== undefined));
+  if (withEpsilon) header.push("ε");
   const lines = [header];
   for (const result of results) {
     for (const r of result.rows) {
+      const epsilon = withEpsilon ? [r.epsilon === undefined ? "-" : r.epsilon.toFixed(2)] : [];
       lines.push([
-        r.mode,
+        // Trials of an experiment are told apart by their label.
+        result.label ?? r.mode,
         String(r.round + 1),
         r.accuracy.toFixed(4),
         r.precision.toFixed(4),
@@ -133,6 +149,7 @@ export function formatTable(results: readonly TrialResult[]): string {
         r.validationLoss.toFixed(4),
         String(r.participants),
         r.seconds.toFixed(1),
+        ...epsilon,
       ]);
     }
   }
@@ -159,6 +176,19 @@ export function formatTable(results: readonly TrialResult[]): string {
           `(${l.blocksPerSecond.toFixed(2)} blocks/s)${latency}`,
       );
     }
+  }
+  for (const result of results) {
+    const p = result.protection;
+    if (!p) continue;
+    const last = result.rows.at(-1);
+    out.push(
+      `${result.label ?? result.mode} protection ${p.name}: ` +
+        (last?.epsilon === undefined
+          ? "no noise, so no (ε, δ) guarantee (empirical protection only)"
+          : `ε = ${last.epsilon.toFixed(2)} at δ = ${last.delta} per training row after ${
+            last.round + 1
+          } round(s) (activations only; labels and device weights not covered)`),
+    );
   }
   for (const result of results) {
     const a = result.attack;

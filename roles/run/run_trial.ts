@@ -18,6 +18,7 @@ import { Supervisor } from "../supervisor.ts";
 import { describeData, type TrialSpec } from "../trial_spec.ts";
 import { freePorts } from "./free_port.ts";
 import { Progress } from "./progress.ts";
+import { type PrivacyAuditHook, trainingProtection, withEpsilon } from "./privacy_trial.ts";
 import { LedgerMirror } from "./ledger_mirror.ts";
 import {
   type AttackSummary,
@@ -46,6 +47,8 @@ export interface RunContext {
   /** The last k validators forge signatures (even index) or stay silent (odd). */
   byzantineValidators: number;
   hosts: string[];
+  /** `--experiment privacy` (in-process only): captures what the edge receives. */
+  privacyAudit?: PrivacyAuditHook;
 }
 
 export function trialModeOf(spec: TrialSpec): TrialMode {
@@ -73,6 +76,7 @@ export async function runInProcess(spec: TrialSpec, context: RunContext): Promis
   );
   const mode = trialModeOf(spec);
   log.info(`${mode}, in one process: ${describeModel(model)}`);
+  context.privacyAudit?.prepared(data, model);
   const progress = new Progress(mode, spec.rounds, spec.devices);
   const rows: RoundRow[] = [];
   let roundStarted = new Date();
@@ -86,11 +90,14 @@ export async function runInProcess(spec: TrialSpec, context: RunContext): Promis
       learningRate: spec.learningRate,
       seed: spec.seed,
       model,
+      protection: trainingProtection(spec),
     },
     partitions: data.devices,
     validation: data.validation,
     test: data.test,
-    onRound: (report) => {
+    observeReleases: context.privacyAudit?.observe,
+    onRound: (report, roundModel) => {
+      context.privacyAudit?.roundDone(report.round, roundModel);
       const row = rowOf(mode, report, spec.devices);
       rows.push(row);
       context.view.publishRound(roundDetailOf(row, roundStarted));
@@ -187,7 +194,7 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     if (!event) return;
     if (event.event === "ready") edgeReady.resolve(event.url ?? "");
     if (event.event === "round") {
-      const row = rowOf(mode, event.report, spec.devices);
+      const row = withEpsilon(rowOf(mode, event.report, spec.devices), spec);
       if (event.ledger) {
         row.blockHeight = event.ledger.height;
         row.commitLatencyMs = event.ledger.consensusMs;
