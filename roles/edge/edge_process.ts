@@ -16,6 +16,7 @@ import { loadEdgeState, saveEdgeState } from "./edge_state.ts";
 import { join } from "node:path";
 import { sha256Hex } from "../../ledger/crypto/sha256.ts";
 import { EdgeNode } from "./edge_node.ts";
+import { saveTrialModel } from "../trial_model.ts";
 import { edgeLedgerLink } from "../ledger_link/wiring.ts";
 
 const log = logger("edge");
@@ -128,8 +129,16 @@ export async function runEdge(
       executor: ledger ? ledger.executor(edge) : edge,
       aggregate,
       signal: controller.signal,
-      onRound: (report, roundModel) => {
+      onRound: async (report, roundModel) => {
         saveEdgeState(stateDir, trialKey, report.round + 1, roundModel);
+        // The latest global model as a detector artifact (`iomt-sfl detect --model DIR`).
+        await saveTrialModel(join(stateDir, "model"), {
+          config: model,
+          model: roundModel,
+          report,
+          data,
+          trial,
+        });
         log.info(
           `round ${report.round}: F1 ${report.test.binary.f1.toFixed(4)}, accuracy ${
             report.test.binary.accuracy.toFixed(4)

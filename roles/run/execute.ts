@@ -187,6 +187,13 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
       ...(privacyTable ? { privacyUtility: privacyTable } : {}),
     });
     process.stdout.write(`reports: ${files.json}\n         ${files.html}\n`);
+    for (const r of results) {
+      if (r.modelDir) {
+        process.stdout.write(
+          `model:   ${r.modelDir}  (iomt-sfl detect --model ${r.modelDir} FILE)\n`,
+        );
+      }
+    }
     if (options.keepUi) {
       process.stderr.write(`iomt-sfl run: finished; the web UI stays at ${uiUrl} until Ctrl-C\n`);
       await new Promise<void>((resolve) => {

@@ -65,6 +65,8 @@ export interface TrialResult {
   protection?: { name: string; settings: ProtectionSettings };
   /** `--experiment privacy`: the curious edge's audit of the activations it received. */
   privacyAudit?: AuditSummary;
+  /** The trained detector (`iomt-sfl detect --model DIR`). */
+  modelDir?: string;
 }
 
 export function rowOf(mode: TrialMode, report: RoundReport, participants: number): RoundRow {

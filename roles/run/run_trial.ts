@@ -1,7 +1,7 @@
 // `iomt-sfl run`: a whole local trial. By default every role is its own process on loopback
 // (devices, edge, validators), supervised so that none outlives the run; `--in-process` runs the
 // same engine in one process for speed. Results: a table, report.json and report.html.
-import { createWriteStream, mkdirSync } from "node:fs";
+import { cpSync, createWriteStream, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { prepareDataset } from "../../ml/data/prepare.ts";
@@ -14,6 +14,7 @@ import { writeDeployment } from "../deployment.ts";
 import { parseEvent } from "../events.ts";
 import { startTensorflow } from "../ml_runtime.ts";
 import { modelConfigFor } from "../node_config.ts";
+import { saveTrialModel, serveTrialModel } from "../trial_model.ts";
 import { Supervisor } from "../supervisor.ts";
 import { describeData, type TrialSpec } from "../trial_spec.ts";
 import { freePorts } from "./free_port.ts";
@@ -81,7 +82,7 @@ export async function runInProcess(spec: TrialSpec, context: RunContext): Promis
   const rows: RoundRow[] = [];
   let roundStarted = new Date();
   progress.roundStarted(0);
-  await trainRounds({
+  const result = await trainRounds({
     options: {
       mode: spec.mode,
       rounds: spec.rounds,
@@ -108,7 +109,24 @@ export async function runInProcess(spec: TrialSpec, context: RunContext): Promis
     },
   });
   progress.finish();
-  return { mode, rows, wallSeconds: (performance.now() - started) / 1000 };
+  const modelDir = join(context.outDir, mode, "model");
+  await saveTrialModel(modelDir, {
+    config: model,
+    model: result.model,
+    report: result.rounds.at(-1)!,
+    data,
+    trial: spec,
+  });
+  await publishModel(context.view, modelDir);
+  return { mode, rows, wallSeconds: (performance.now() - started) / 1000, modelDir };
+}
+
+/** The trial's detector in the UI/API: weights download and POST /api/v1/detect. */
+async function publishModel(view: MemoryView, modelDir: string): Promise<void> {
+  await startTensorflow(); // the run process itself scores flows posted to its API
+  const served = await serveTrialModel(modelDir);
+  view.setGlobalModel(served.download);
+  view.setDetector(served.detector);
 }
 
 /** Every role a separate process of this program, talking HTTP on loopback. */
@@ -275,11 +293,20 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
   if (rows.length !== spec.rounds) {
     throw new Error(`trial ended after ${rows.length} of ${spec.rounds} rounds`);
   }
+  // The edge saved the last round's global model as a detector artifact in its data folder.
+  const edgeModelDir = join(deployment.dir, "data", "edge-0", "model");
+  if (!existsSync(join(edgeModelDir, "weights.bin"))) {
+    throw new Error(`the edge did not save the trained model in ${edgeModelDir}`);
+  }
+  const modelDir = join(dir, "model");
+  cpSync(edgeModelDir, modelDir, { recursive: true });
+  await publishModel(context.view, modelDir);
   const wallSeconds = (performance.now() - started) / 1000;
   return {
     mode,
     rows,
     wallSeconds,
+    modelDir,
     ledger: ledgerSummary(mirror, wallSeconds, rows),
     ...(spec.attack ? { attack: attackSummary(spec, rows) } : {}),
   };
