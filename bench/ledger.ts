@@ -15,7 +15,9 @@ import type { Tx } from "../ledger/chain/types.ts";
 import { ProcessCluster } from "../roles/validator/process_cluster.ts";
 import { machineLine, quantile } from "./stats.ts";
 
-const BINARY = new URL("../dist/iomt-sfl", import.meta.url).pathname;
+// IOMT_SFL_BENCH_BINARY measures another build (dist/ is shared; ./compile.sh rewrites it).
+const BINARY = process.env.IOMT_SFL_BENCH_BINARY ??
+  new URL("../dist/iomt-sfl", import.meta.url).pathname;
 const BLOCK_SIZES = (process.env.BENCH_LEDGER_BLOCK_SIZES ?? "1,10,100,1000").split(",").map(
   Number,
 );
