@@ -3,8 +3,8 @@
 import { canonicalBytes, canonicalHash, parseCanonical } from "./canonical.ts";
 import * as check from "./check.ts";
 import { fail, LedgerError } from "./errors.ts";
-import { merkleRoot } from "./merkle.ts";
-import { encodeTx, validateTxShape } from "./tx.ts";
+import { merkleRootOfLeafHashes } from "./merkle.ts";
+import { encodeTx, sealTx, txLeafHash, validateTxShape } from "./tx.ts";
 import { type Block, type BlockHeader, LIMITS, type Tx } from "./types.ts";
 
 export interface BuildBlockInput {
@@ -38,7 +38,7 @@ export function buildBlock(input: BuildBlockInput): Block {
 }
 
 export function txRoot(txs: readonly Tx[]): string {
-  return merkleRoot(txs.map(encodeTx));
+  return merkleRootOfLeafHashes(txs.map(txLeafHash));
 }
 
 /** Block hash = SHA-256 of the header's canonical bytes (the txs are bound by tx_root). */
@@ -47,14 +47,44 @@ export function blockHash(headerOrBlock: BlockHeader | Block): string {
   return canonicalHash(header);
 }
 
-/** Canonical bytes of the whole block: the PBFT payload and the `ledger show --json` form. */
+const encoder = new TextEncoder();
+
+/**
+ * Canonical bytes of the whole block: the PBFT payload and the `ledger show --json` form.
+ * Canonical JSON of `{header, txs}` is `{"header":` H `,"txs":[` T0 `,` T1 … `]}` ("header" sorts
+ * before "txs"), so it is assembled from the header and each tx's (possibly memoized) bytes.
+ */
 export function encodeBlock(block: Block): Uint8Array {
-  return canonicalBytes(block);
+  const header = canonicalBytes(block.header);
+  const txs = block.txs.map(encodeTx);
+  const head = encoder.encode('{"header":');
+  const mid = encoder.encode(',"txs":[');
+  const size = head.length + header.length + mid.length +
+    txs.reduce((sum, t) => sum + t.length, 0) + Math.max(0, txs.length - 1) + 2;
+  const out = new Uint8Array(size);
+  let at = 0;
+  const put = (bytes: Uint8Array) => {
+    out.set(bytes, at);
+    at += bytes.length;
+  };
+  put(head);
+  put(header);
+  put(mid);
+  txs.forEach((t, i) => {
+    if (i > 0) out[at++] = 0x2c; // ,
+    put(t);
+  });
+  out[at++] = 0x5d; // ]
+  out[at++] = 0x7d; // }
+  if (at !== size) throw new Error(`encodeBlock: wrote ${at} of ${size} bytes`);
+  return out;
 }
 
 export interface BlockLimits {
   maxTxs: number;
   maxTxBytes: number;
+  /** Seal the decoded txs (sealTx): their bytes, hash and signature verdict are memoized. */
+  sealTxs?: boolean;
 }
 
 /**
@@ -124,7 +154,8 @@ export function validateBlockShape(value: unknown, limits: BlockLimits): Block {
         `block.header.tx_count is ${header.tx_count} but the block has ${txs.length} txs`,
       );
     }
-    txs.forEach((tx, i) => validateTxShape(tx, limits.maxTxBytes, `block.txs[${i}]`));
+    const checkTx = limits.sealTxs ? sealTx : validateTxShape;
+    txs.forEach((tx, i) => checkTx(tx, limits.maxTxBytes, `block.txs[${i}]`));
   } catch (error) {
     if (error instanceof LedgerError && error.height === undefined) {
       throw new LedgerError(error.code, error.message, header.height);

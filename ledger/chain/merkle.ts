@@ -24,6 +24,11 @@ export function merkleRoot(leaves: readonly Uint8Array[]): string {
   return toHex(merkleRootBytes(leaves.map(merkleLeafHash)));
 }
 
+/** Root over precomputed leaf hashes (merkleLeafHash of each leaf's data), lowercase hex. */
+export function merkleRootOfLeafHashes(leafHashes: readonly Uint8Array[]): string {
+  return toHex(merkleRootBytes([...leafHashes]));
+}
+
 function merkleRootBytes(leafHashes: Uint8Array[]): Uint8Array {
   if (leafHashes.length === 0) return sha256Bytes(new Uint8Array(0));
   if (leafHashes.length === 1) return leafHashes[0];

@@ -1,11 +1,11 @@
 // Chain validity of a block given the chain so far. One implementation serves both sides of the
 // storage boundary: LedgerStore runs it before writing, verify.ts re-runs it after reading.
 import { blockHash, validateBlockShape } from "./block.ts";
-import { merkleRoot } from "./merkle.ts";
+import { merkleRootOfLeafHashes } from "./merkle.ts";
 import { canonicalBytes } from "./canonical.ts";
 import { fail, LedgerError } from "./errors.ts";
 import { type ChainContext, primaryOf } from "./genesis.ts";
-import { encodeTx, verifyTxAuth } from "./tx.ts";
+import { encodeTx, txLeafHash, verifyTxAuth } from "./tx.ts";
 import type {
   Block,
   ModelUpdateBody,
@@ -93,7 +93,7 @@ export async function applyBlock(
   if (size > params.batch.max_block_bytes) {
     fail("malformed", `${size} bytes, limit ${params.batch.max_block_bytes}`, height);
   }
-  const root = merkleRoot(txBytes);
+  const root = merkleRootOfLeafHashes(block.txs.map(txLeafHash));
   if (root !== h.tx_root) {
     fail("bad_tx_root", `tx_root ${h.tx_root} but txs hash to ${root}`, height);
   }

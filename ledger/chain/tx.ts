@@ -2,7 +2,9 @@
 // but `sig`. chain_id in the signed bytes stops cross-chain replay; nonce stops in-chain replay.
 import { fromHex, toHex } from "../crypto/bytes.ts";
 import { sign, verify } from "../crypto/ed25519.ts";
+import { sha256Hex } from "../crypto/sha256.ts";
 import { canonicalBytes, canonicalHash } from "./canonical.ts";
+import { merkleLeafHash } from "./merkle.ts";
 import * as check from "./check.ts";
 import { fail } from "./errors.ts";
 import type { ChainContext } from "./genesis.ts";
@@ -45,10 +47,58 @@ export function unsignedTx<T extends TxType>(
   return { v: 1, chain_id: chainId, type, from, nonce, body };
 }
 
+// Sealed txs: a validator encodes, hashes and verifies a tx once, where it enters the process
+// (admission, or decoding a block payload), and carries the results with it. A sealed tx is
+// deeply frozen, so the memo can never describe an object that changed after it was computed
+// (a write to it throws). Unsealed txs are encoded afresh on every call, as before.
+interface SealedTx {
+  bytes: Uint8Array;
+  hash?: string;
+  leafHash?: Uint8Array;
+  signingBytes?: Uint8Array;
+  /** The genesis public key this process verified the signature with (verifyTxAuth). */
+  verifiedWith?: Uint8Array;
+}
+const sealed = new WeakMap<object, SealedTx>();
+
+function deepFreeze(value: unknown): void {
+  if (value === null || typeof value !== "object" || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const inner of Object.values(value)) deepFreeze(inner);
+}
+
+/**
+ * Shape-checks a decoded tx, freezes it and remembers its canonical bytes, so later encodeTx,
+ * txHash, txSigningBytes and verifyTxAuth on this object cost nothing. For txs that enter a
+ * validator; the object must not be modified afterwards (it is frozen).
+ */
+export function sealTx(value: unknown, txBytesMax: number, path = "tx"): Tx {
+  const known = typeof value === "object" && value !== null ? sealed.get(value) : undefined;
+  if (known) {
+    if (known.bytes.length > txBytesMax) {
+      fail("malformed", `${path}: ${known.bytes.length} bytes, limit ${txBytesMax}`);
+    }
+    return value as Tx;
+  }
+  const { tx, bytes } = checkTxShape(value, txBytesMax, path);
+  deepFreeze(tx);
+  sealed.set(tx, { bytes });
+  return tx;
+}
+
+/** Whether `tx` carries memoized bytes (sealTx). */
+export function isSealedTx(tx: Tx): boolean {
+  return sealed.has(tx);
+}
+
 /** The bytes a sender signs: canonical JSON of the tx without `sig`. */
 export function txSigningBytes(tx: UnsignedTx | Tx): Uint8Array {
+  const memo = sealed.get(tx);
+  if (memo?.signingBytes) return memo.signingBytes;
   const { sig: _sig, ...unsigned } = tx as Tx;
-  return canonicalBytes(unsigned);
+  const bytes = canonicalBytes(unsigned);
+  if (memo) memo.signingBytes = bytes;
+  return bytes;
 }
 
 /** Builds, shape-checks and signs a transaction. */
@@ -68,16 +118,39 @@ export async function signTx<T extends TxType>(
 
 /** Full canonical bytes of a signed tx: Merkle leaf data and the preimage of its hash. */
 export function encodeTx(tx: Tx): Uint8Array {
-  return canonicalBytes(tx);
+  return sealed.get(tx)?.bytes ?? canonicalBytes(tx);
 }
 
 /** Transaction id: SHA-256 of the signed tx's canonical bytes, lowercase hex. */
 export function txHash(tx: Tx): string {
-  return canonicalHash(tx);
+  const memo = sealed.get(tx);
+  if (!memo) return canonicalHash(tx);
+  memo.hash ??= sha256Hex(memo.bytes);
+  return memo.hash;
+}
+
+/** Merkle leaf hash of the tx's canonical bytes (RFC 6962 leaf, see merkle.ts), memoized if sealed. */
+export function txLeafHash(tx: Tx): Uint8Array {
+  const memo = sealed.get(tx);
+  if (!memo) return merkleLeafHash(canonicalBytes(tx));
+  memo.leafHash ??= merkleLeafHash(memo.bytes);
+  return memo.leafHash;
 }
 
 /** Checks fields, types and limits of a decoded tx (no signature, no chain state). */
 export function validateTxShape(value: unknown, txBytesMax: number, path = "tx"): Tx {
+  // A sealed tx was checked when it was sealed and is frozen: only the size limit may differ.
+  if (typeof value === "object" && value !== null && sealed.has(value)) {
+    return sealTx(value, txBytesMax, path);
+  }
+  return checkTxShape(value, txBytesMax, path).tx;
+}
+
+function checkTxShape(
+  value: unknown,
+  txBytesMax: number,
+  path: string,
+): { tx: Tx; bytes: Uint8Array } {
   const tx = check.object(value, path, ["v", "chain_id", "type", "from", "nonce", "body", "sig"]);
   check.literal(tx.v, `${path}.v`, 1);
   if (typeof tx.chain_id !== "string") fail("malformed", `${path}.chain_id: expected a string`);
@@ -92,9 +165,11 @@ export function validateTxShape(value: unknown, txBytesMax: number, path = "tx")
   check.int(tx.nonce, `${path}.nonce`, 1, Number.MAX_SAFE_INTEGER);
   check.hex(tx.sig, `${path}.sig`, 64);
   validateBody(type as TxType, tx.body, `${path}.body`);
-  const size = canonicalBytes(tx).length;
-  if (size > txBytesMax) fail("malformed", `${path}: ${size} bytes, limit ${txBytesMax}`);
-  return value as Tx;
+  const bytes = canonicalBytes(tx);
+  if (bytes.length > txBytesMax) {
+    fail("malformed", `${path}: ${bytes.length} bytes, limit ${txBytesMax}`);
+  }
+  return { tx: value as Tx, bytes };
 }
 
 const ROUND_MAX = 1_000_000_000;
@@ -209,6 +284,7 @@ function validateMetrics(value: unknown, path: string): void {
  * (wrong_chain | unknown_sender | unauthorized | bad_signature).
  */
 export async function verifyTxAuth(ctx: ChainContext, tx: Tx, path = "tx"): Promise<void> {
+  const memo = sealed.get(tx);
   if (tx.chain_id !== ctx.chainId) {
     fail("wrong_chain", `${path}: chain_id ${JSON.stringify(tx.chain_id)} is not ${ctx.chainId}`);
   }
@@ -218,6 +294,9 @@ export async function verifyTxAuth(ctx: ChainContext, tx: Tx, path = "tx"): Prom
   if (roles && !roles.includes(sender.role)) {
     fail("unauthorized", `${path}: a ${sender.role} (${sender.id}) may not send ${tx.type}`);
   }
+  // A sealed tx is frozen: a signature this process verified with this very key object stands.
+  if (memo?.verifiedWith === sender.publicKey) return;
   const ok = await verify(sender.publicKey, fromHex(tx.sig), txSigningBytes(tx));
   if (!ok) fail("bad_signature", `${path}: signature of ${sender.id} does not verify`);
+  if (memo) memo.verifiedWith = sender.publicKey;
 }

@@ -3,25 +3,39 @@
 // in key files for humans and other tools.
 
 const HEX_DIGITS = "0123456789abcdef";
+// Hashes, keys and signatures are converted on every tx and message: table lookups, no parsing.
+const BYTE_TO_HEX = Array.from({ length: 256 }, (_, b) => HEX_DIGITS[b >> 4] + HEX_DIGITS[b & 15]);
 
 export function toHex(bytes: Uint8Array): string {
   let out = "";
-  for (const byte of bytes) out += HEX_DIGITS[byte >> 4] + HEX_DIGITS[byte & 15];
+  for (let i = 0; i < bytes.length; i++) out += BYTE_TO_HEX[bytes[i]];
   return out;
+}
+
+/** Value of a lowercase hex digit's char code (0-9, a-f), or -1. */
+function nibble(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48;
+  if (code >= 97 && code <= 102) return code - 87;
+  return -1;
 }
 
 /** Strict: lowercase only, even length, optional exact byte length. Throws on anything else. */
 export function fromHex(hex: string, expectedBytes?: number): Uint8Array {
-  if (!/^(?:[0-9a-f]{2})*$/.test(hex)) {
-    throw new Error(`expected lowercase hex with an even number of digits, got ${preview(hex)}`);
+  const badHex = () =>
+    new Error(`expected lowercase hex with an even number of digits, got ${preview(hex)}`);
+  if (typeof hex !== "string" || hex.length % 2 !== 0) throw badHex();
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) {
+    const high = nibble(hex.charCodeAt(2 * i));
+    const low = nibble(hex.charCodeAt(2 * i + 1));
+    if (high < 0 || low < 0) throw badHex();
+    out[i] = (high << 4) | low;
   }
   if (expectedBytes !== undefined && hex.length !== expectedBytes * 2) {
     throw new Error(
       `expected ${expectedBytes} bytes of hex (${expectedBytes * 2} digits), got ${hex.length}`,
     );
   }
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
   return out;
 }
 
