@@ -4,10 +4,9 @@
 // Boundary rules: a block is checked (height, link, Merkle root, signatures, replay, certificate
 // quorum) before it is written, and everything read back is re-hashed; a bad input throws a
 // LedgerError and writes nothing, because every write is one atomic batch.
-import { type Client, createClient } from "@libsql/client";
+import { type Client, createClient, type InStatement, type InValue } from "@libsql/client";
 import { and, asc, between, desc, eq, gte, inArray, lt, max } from "drizzle-orm";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
-import type { BatchItem } from "drizzle-orm/batch";
 import { resolve } from "node:path";
 import { isHex } from "../crypto/bytes.ts";
 import { sha256HexAsync } from "../crypto/sha256.ts";
@@ -269,84 +268,79 @@ export class LedgerStore {
    * already stored at that height is a no-op (a replica replaying its log after a crash);
    * a different block at a stored height is a `conflict`. Returns the block hash.
    */
-  appendCommittedBlock(
+  async appendCommittedBlock(
     block: Block,
     certificate: Certificate,
   ): Promise<{ hash: string; appended: boolean }> {
+    return (await this.appendCommittedBlocks([{ block, certificate }]))[0];
+  }
+
+  /**
+   * Appends committed blocks in height order, each validated against the chain after the one
+   * before (chain rules, Merkle root, signatures, certificate quorum), together with an optional
+   * protocol batch (the replica's snapshot and log), in ONE transaction: one durable commit
+   * (one fsync with WAL + synchronous=FULL) for everything a validator's flush must persist.
+   * If any block fails its check nothing is written. Already stored blocks are skipped
+   * (appended: false) if identical, a `conflict` otherwise.
+   */
+  appendCommittedBlocks(
+    entries: readonly { block: Block; certificate: Certificate }[],
+    protocol?: ProtocolBatch,
+  ): Promise<{ hash: string; appended: boolean }[]> {
+    if (entries.length > APPEND_BLOCKS_MAX) {
+      return Promise.reject(
+        new Error(`${entries.length} blocks in one append, limit ${APPEND_BLOCKS_MAX}`),
+      );
+    }
+    let protocolStatements: InStatement[];
+    try {
+      protocolStatements = protocol ? protocolBatchStatements(protocol) : [];
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#exclusive(async () => {
       const ctx = this.#requireContext();
-      const height = validateHeaderShape(block?.header, "block.header").height;
-      const state = this.#state ?? await this.#loadState(ctx);
-      if (height <= state.height) {
-        const stored = await this.getBlockHash(height);
-        const hash = blockHash(block.header);
-        if (stored === hash) return { hash, appended: false };
-        fail(
-          "conflict",
-          `block ${stored} is already stored at this height; refusing ${hash}`,
+      const base = this.#state ?? await this.#loadState(ctx);
+      let next: ChainState | null = null;
+      const results: { hash: string; appended: boolean }[] = [];
+      const writes: { block: Block; hash: string; certificate: Certificate }[] = [];
+      for (const { block, certificate } of entries) {
+        const height = validateHeaderShape(block?.header, "block.header").height;
+        const state = next ?? base;
+        if (height <= state.height) {
+          const stored = await this.getBlockHash(height);
+          const hash = blockHash(block.header);
+          if (stored === hash) {
+            results.push({ hash, appended: false });
+            continue;
+          }
+          fail(
+            "conflict",
+            `block ${stored} is already stored at this height; refusing ${hash}`,
+            height,
+          );
+        }
+        next = cloneState(state);
+        const hash = await applyBlock(ctx, next, block);
+        await verifyCertificate(ctx, certificate, {
           height,
-        );
+          blockHash: hash,
+          headerView: block.header.view,
+        });
+        writes.push({ block, hash, certificate });
+        results.push({ hash, appended: true });
       }
-      const next = cloneState(state);
-      const hash = await applyBlock(ctx, next, block);
-      await verifyCertificate(ctx, certificate, {
-        height,
-        blockHash: hash,
-        headerView: block.header.view,
-      });
+      const statements = [...blockStatements(writes), ...protocolStatements];
+      if (statements.length === 0) return results;
       try {
-        await this.#writeBlock(block, hash, certificate);
+        await this.#client.batch(statements, "write");
       } catch (error) {
         this.#state = null; // unknown what the database holds now: reload before the next append
         throw error;
       }
-      this.#state = next;
-      return { hash, appended: true };
+      if (next) this.#state = next;
+      return results;
     });
-  }
-
-  async #writeBlock(block: Block, hash: string, certificate: Certificate): Promise<void> {
-    const h = block.header;
-    const items: BatchItem<"sqlite">[] = [
-      this.#db.insert(schema.blocks).values({
-        height: h.height,
-        hash,
-        v: h.v,
-        chainId: h.chain_id,
-        prevHash: h.prev_hash,
-        txRoot: h.tx_root,
-        txCount: h.tx_count,
-        view: h.view,
-        proposer: h.proposer,
-        timeMs: h.time_ms,
-        stateRoot: h.state_root,
-        storedAtMs: Date.now(),
-      }),
-    ];
-    block.txs.forEach((tx, idx) =>
-      items.push(
-        this.#db.insert(schema.transactions).values({
-          height: h.height,
-          idx,
-          hash: txHash(tx),
-          type: tx.type,
-          sender: tx.from,
-          nonce: tx.nonce,
-          round: txRound(tx),
-          txJson: canonicalize(tx),
-        }),
-      )
-    );
-    items.push(
-      this.#db.insert(schema.certificates).values({
-        height: h.height,
-        blockHash: hash,
-        view: certificate.view,
-        signatureCount: certificate.signatures.length,
-        certJson: new TextDecoder().decode(encodeCertificate(certificate)),
-      }),
-    );
-    await this.#db.batch(items as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
   }
 
   /**
@@ -524,57 +518,10 @@ export class LedgerStore {
 
   /** Atomically upserts state keys, appends log entries and prunes the log. */
   async persistProtocol(batch: ProtocolBatch): Promise<void> {
-    const now = Date.now();
-    const items: BatchItem<"sqlite">[] = [];
-    const state = Object.entries(batch.state ?? {});
-    const append = batch.append ?? [];
-    if (state.length + append.length > PROTOCOL_BATCH_ENTRIES_MAX) {
-      throw new Error(
-        `protocol batch of ${
-          state.length + append.length
-        } entries exceeds ${PROTOCOL_BATCH_ENTRIES_MAX}`,
-      );
-    }
-    for (const [key, value] of state) {
-      if (!PROTOCOL_KEY_PATTERN.test(key)) {
-        throw new Error(`protocol state key must match ${PROTOCOL_KEY_PATTERN}: ${key}`);
-      }
-      checkProtocolBytes(value, `protocol state ${key}`);
-      items.push(
-        this.#db.insert(schema.protocolState).values({ key, value, updatedAtMs: now })
-          .onConflictDoUpdate({
-            target: schema.protocolState.key,
-            set: { value, updatedAtMs: now },
-          }),
-      );
-    }
-    for (const entry of append) {
-      if (!Number.isSafeInteger(entry.seq) || entry.seq < 0) {
-        throw new Error(`protocol log seq must be an integer ≥ 0: ${entry.seq}`);
-      }
-      if (!PROTOCOL_KIND_PATTERN.test(entry.kind)) {
-        throw new Error(`protocol log kind must match ${PROTOCOL_KIND_PATTERN}`);
-      }
-      checkProtocolBytes(entry.bytes, `protocol log entry ${entry.kind}@${entry.seq}`);
-      items.push(
-        this.#db.insert(schema.protocolLog).values({
-          seq: entry.seq,
-          kind: entry.kind,
-          entry: entry.bytes,
-        }),
-      );
-    }
-    if (batch.pruneBelowSeq !== undefined) {
-      if (!Number.isSafeInteger(batch.pruneBelowSeq)) {
-        throw new Error("pruneBelowSeq must be an integer");
-      }
-      items.push(
-        this.#db.delete(schema.protocolLog).where(lt(schema.protocolLog.seq, batch.pruneBelowSeq)),
-      );
-    }
-    if (items.length === 0) return;
+    const statements = protocolBatchStatements(batch);
+    if (statements.length === 0) return;
     await this.#exclusive(async () => {
-      await this.#db.batch(items as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+      await this.#client.batch(statements, "write");
     });
   }
 
@@ -686,6 +633,163 @@ export class LedgerStore {
       checkpoints: await count("checkpoints"),
     };
   }
+}
+
+/** Rows per multi-row INSERT: 8 columns × 256 rows stays far below SQLite's 32766 parameters. */
+const INSERT_ROWS_MAX = 256;
+/** Blocks in one appendCommittedBlocks transaction. */
+const APPEND_BLOCKS_MAX = 1024;
+
+/** `INSERT INTO table (columns) VALUES (?, …), (?, …) …` for rows, in chunks. */
+function insertStatements(
+  table: string,
+  columns: readonly string[],
+  rows: readonly InValue[][],
+): InStatement[] {
+  const statements: InStatement[] = [];
+  const tuple = `(${columns.map(() => "?").join(", ")})`;
+  for (let i = 0; i < rows.length; i += INSERT_ROWS_MAX) {
+    const chunk = rows.slice(i, i + INSERT_ROWS_MAX);
+    for (const row of chunk) {
+      if (row.length !== columns.length) {
+        throw new Error(`${table}: row of ${row.length} values for ${columns.length} columns`);
+      }
+    }
+    statements.push({
+      sql: `INSERT INTO ${table} (${columns.join(", ")}) VALUES ${
+        chunk.map(() => tuple).join(", ")
+      }`,
+      args: chunk.flat(),
+    });
+  }
+  return statements;
+}
+
+const utf8 = new TextDecoder();
+
+/** The rows of validated blocks: headers, txs (their memoized canonical bytes), certificates. */
+function blockStatements(
+  writes: readonly { block: Block; hash: string; certificate: Certificate }[],
+): InStatement[] {
+  if (writes.length === 0) return [];
+  const now = Date.now();
+  const blockRows: InValue[][] = [];
+  const txRows: InValue[][] = [];
+  const certificateRows: InValue[][] = [];
+  for (const { block, hash, certificate } of writes) {
+    const h = block.header;
+    blockRows.push([
+      h.height,
+      hash,
+      h.v,
+      h.chain_id,
+      h.prev_hash,
+      h.tx_root,
+      h.tx_count,
+      h.view,
+      h.proposer,
+      h.time_ms,
+      h.state_root,
+      now,
+    ]);
+    block.txs.forEach((tx, idx) =>
+      txRows.push([
+        h.height,
+        idx,
+        txHash(tx),
+        tx.type,
+        tx.from,
+        tx.nonce,
+        txRound(tx),
+        utf8.decode(encodeTx(tx)),
+      ])
+    );
+    certificateRows.push([
+      h.height,
+      hash,
+      certificate.view,
+      certificate.signatures.length,
+      utf8.decode(encodeCertificate(certificate)),
+    ]);
+  }
+  return [
+    ...insertStatements("blocks", [
+      "height",
+      "hash",
+      "v",
+      "chain_id",
+      "prev_hash",
+      "tx_root",
+      "tx_count",
+      "view",
+      "proposer",
+      "time_ms",
+      "state_root",
+      "stored_at_ms",
+    ], blockRows),
+    ...insertStatements(
+      "transactions",
+      ["height", "idx", "hash", "type", "sender", "nonce", "round", "tx_json"],
+      txRows,
+    ),
+    ...insertStatements(
+      "certificates",
+      ["height", "block_hash", "view", "signature_count", "cert_json"],
+      certificateRows,
+    ),
+  ];
+}
+
+/** Checks a protocol batch (keys, kinds, sizes, count) and turns it into statements. */
+function protocolBatchStatements(batch: ProtocolBatch): InStatement[] {
+  const now = Date.now();
+  const statements: InStatement[] = [];
+  const state = Object.entries(batch.state ?? {});
+  const append = batch.append ?? [];
+  if (state.length + append.length > PROTOCOL_BATCH_ENTRIES_MAX) {
+    throw new Error(
+      `protocol batch of ${
+        state.length + append.length
+      } entries exceeds ${PROTOCOL_BATCH_ENTRIES_MAX}`,
+    );
+  }
+  for (const [key, value] of state) {
+    if (!PROTOCOL_KEY_PATTERN.test(key)) {
+      throw new Error(`protocol state key must match ${PROTOCOL_KEY_PATTERN}: ${key}`);
+    }
+    checkProtocolBytes(value, `protocol state ${key}`);
+    statements.push({
+      sql: "INSERT INTO protocol_state (key, value, updated_at_ms) VALUES (?, ?, ?) " +
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms",
+      args: [key, value, now],
+    });
+  }
+  for (const entry of append) {
+    if (!Number.isSafeInteger(entry.seq) || entry.seq < 0) {
+      throw new Error(`protocol log seq must be an integer ≥ 0: ${entry.seq}`);
+    }
+    if (!PROTOCOL_KIND_PATTERN.test(entry.kind)) {
+      throw new Error(`protocol log kind must match ${PROTOCOL_KIND_PATTERN}`);
+    }
+    checkProtocolBytes(entry.bytes, `protocol log entry ${entry.kind}@${entry.seq}`);
+  }
+  statements.push(
+    ...insertStatements(
+      "protocol_log",
+      ["seq", "kind", "entry"],
+      append.map((entry) => [entry.seq, entry.kind, entry.bytes]),
+    ),
+  );
+  if (batch.pruneBelowSeq !== undefined) {
+    if (!Number.isSafeInteger(batch.pruneBelowSeq)) {
+      throw new Error("pruneBelowSeq must be an integer");
+    }
+    statements.push({
+      sql: "DELETE FROM protocol_log WHERE seq < ?",
+      args: [batch.pruneBelowSeq],
+    });
+  }
+  return statements;
 }
 
 function txRound(tx: Tx): number | null {

@@ -333,3 +333,48 @@ Deno.test("migrations: drizzle schema matches the SQL, reopening does not re-app
     );
   });
 });
+
+Deno.test("appendCommittedBlocks: blocks and the protocol snapshot in one transaction, all or nothing", async () => {
+  const { b, store } = await filled(":memory:", 1);
+  const [, second, third, fourth] = b.blocks;
+  // A bad block (certificate of another height) in the middle: nothing of the batch is written,
+  // neither the good block before it nor the protocol state.
+  await rejectsWith(
+    () =>
+      store.appendCommittedBlocks(
+        [
+          { block: second.block, certificate: second.certificate },
+          { block: third.block, certificate: fourth.certificate },
+        ],
+        { state: { "pbft/snapshot": new Uint8Array([1]) } },
+      ),
+    "bad_certificate",
+  );
+  assert.equal(await store.height(), 1);
+  assert.equal((await store.loadProtocolState()).size, 0);
+  // The good batch: 3 blocks, their txs and certificates, the snapshot and a log entry at once.
+  const results = await store.appendCommittedBlocks(
+    [second, third, fourth].map(({ block, certificate }) => ({ block, certificate })),
+    {
+      state: { "pbft/snapshot": new Uint8Array([2]) },
+      append: [{ seq: 4, kind: "prepared-payload", bytes: new Uint8Array([3]) }],
+    },
+  );
+  assert.deepEqual(results, [second, third, fourth].map((c) => ({ hash: c.hash, appended: true })));
+  assert.equal(await store.height(), 4);
+  assert.deepEqual((await store.loadProtocolState()).get("pbft/snapshot"), new Uint8Array([2]));
+  assert.equal((await store.loadProtocolLog()).length, 1);
+  const txs = b.blocks.slice(0, 4).reduce((n, c) => n + c.block.txs.length, 0);
+  assert.equal(await rowCount(store, "transactions"), txs);
+  for (const c of [second, third, fourth]) {
+    assert.deepEqual(await store.getBlock(c.block.header.height), c.block); // re-hashed on read
+    assert.deepEqual(await store.getCertificate(c.block.header.height), c.certificate);
+  }
+  // Re-appending stored blocks is a no-op per block.
+  assert.deepEqual(
+    (await store.appendCommittedBlocks([{ block: third.block, certificate: third.certificate }]))
+      .map((r) => r.appended),
+    [false],
+  );
+  store.close();
+});
