@@ -8,11 +8,12 @@
 // pass. States of validated-but-uncommitted blocks are kept by block hash (a pipeline of several
 // heights in flight), bounded and pruned as heights commit.
 import { blockHash, buildBlock, decodeBlock, encodeBlock } from "../../ledger/chain/block.ts";
+import { bytesEqual } from "../../ledger/crypto/bytes.ts";
 import { canonicalHash, parseCanonical } from "../../ledger/chain/canonical.ts";
 import { LedgerError } from "../../ledger/chain/errors.ts";
 import { type ChainContext, primaryOf } from "../../ledger/chain/genesis.ts";
 import { applyBlock, type ChainState, cloneState } from "../../ledger/chain/rules.ts";
-import { encodeTx, txHash, validateTxShape } from "../../ledger/chain/tx.ts";
+import { encodeTx, sealTx, txHash } from "../../ledger/chain/tx.ts";
 import type { Block, Certificate, Tx } from "../../ledger/chain/types.ts";
 import type {
   CommitOutput,
@@ -82,6 +83,9 @@ export class ChainApp {
   /** Application rules on top of the chain rules (update consensus: roles/validator/update_app.ts).
    * Runs after applyBlock; a reason naming `txs[i]` lets propose drop that tx and retry. */
   blockCheck: ((block: Block, parent: BlockState) => Promise<Verdict>) | null = null;
+  /** This replica's admitted (sealed, verified) tx for a request key, e.g. from its mempool. A
+   * decoded block's tx with the same bytes is replaced by it, so its checks are not paid again. */
+  knownTx: ((key: string) => Tx | undefined) | null = null;
 
   constructor(ctx: ChainContext, committed: BlockState, now: () => number = Date.now) {
     this.ctx = ctx;
@@ -104,7 +108,22 @@ export class ChainApp {
       maxTxs: batch.max_txs_per_block,
       maxTxBytes: batch.max_tx_bytes,
       maxBlockBytes: batch.max_block_bytes,
+      sealTxs: true,
     };
+  }
+
+  /** Decodes a payload (txs sealed) and swaps in already admitted copies of identical txs. */
+  #decode(payload: Uint8Array): Block {
+    const block = decodeBlock(payload, this.#limits());
+    if (this.knownTx) {
+      block.txs.forEach((tx, i) => {
+        const known = this.knownTx!(requestKeyOf(requestIdOf(tx)));
+        if (known && known !== tx && bytesEqual(encodeTx(known), encodeTx(tx))) {
+          block.txs[i] = known;
+        }
+      });
+    }
+    return block;
   }
 
   /** Records a block seen in a (signed) pre-prepare; only used to replay parents. Kept raw:
@@ -126,7 +145,7 @@ export class ChainApp {
     if (!seen || depth > 8 || seen.height <= this.#committed.height) return null;
     let block: Block;
     try {
-      block = decodeBlock(seen.payload, this.#limits());
+      block = this.#decode(seen.payload);
     } catch {
       this.#seen.delete(hash);
       return null;
@@ -209,7 +228,7 @@ export class ChainApp {
   async validate(effect: ValidateEffect): Promise<Verdict> {
     let block: Block;
     try {
-      block = decodeBlock(effect.payload, this.#limits());
+      block = this.#decode(effect.payload);
     } catch (error) {
       return { ok: false, reason: `payload: ${(error as Error).message}` };
     }
@@ -327,10 +346,11 @@ export class ChainApp {
 
   /**
    * The ledger block and certificate of a committed entry. The block was validated before it was
-   * voted for or transferred; it is decoded again here and its hash re-checked (boundary check).
+   * voted for or transferred (its state is kept by hash); it must extend `parent`.
    */
   async committedBlock(
     commit: CommitOutput,
+    parent: { height: number; hash: string } = this.#committed,
   ): Promise<{ block: Block; certificate: Certificate; state: BlockState }> {
     let state: BlockState | null = this.#speculative.get(commit.blockHash) ?? null;
     if (!state) {
@@ -343,9 +363,10 @@ export class ChainApp {
         `committed block ${commit.height} ${commit.blockHash} does not apply on this replica's chain`,
       );
     }
-    if (state.height !== commit.height || state.block.header.prev_hash !== this.#committed.hash) {
+    // `parent`: the committed tip, or the block before this one in the same durable write.
+    if (state.height !== parent.height + 1 || state.block.header.prev_hash !== parent.hash) {
       throw new Error(
-        `committed block ${commit.height} does not extend the committed chain at ${this.#committed.height}`,
+        `committed block ${commit.height} does not extend the committed chain at ${parent.height}`,
       );
     }
     const certificate: Certificate = {
@@ -389,7 +410,7 @@ function stableSortBySenderNonce(txs: Tx[]): Tx[] {
 /** A client request body is the canonical bytes of one signed tx. */
 export function decodeRequestTx(body: Uint8Array, txBytesMax: number): Tx | undefined {
   try {
-    return validateTxShape(parseCanonical(body, txBytesMax), txBytesMax);
+    return sealTx(parseCanonical(body, txBytesMax), txBytesMax);
   } catch {
     return undefined;
   }

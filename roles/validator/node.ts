@@ -12,7 +12,7 @@ import {
   primaryOf as chainPrimaryOf,
 } from "../../ledger/chain/genesis.ts";
 import { type ChainState } from "../../ledger/chain/rules.ts";
-import { encodeTx, txHash, validateTxShape, verifyTxAuth } from "../../ledger/chain/tx.ts";
+import { encodeTx, sealTx, txHash, verifyTxAuth } from "../../ledger/chain/tx.ts";
 import {
   type Block,
   type Certificate,
@@ -40,7 +40,7 @@ import type {
   ReplicaEvent,
   TimerName,
 } from "../../ledger/pbft/types.ts";
-import type { LedgerStore } from "../../ledger/store/store.ts";
+import type { LedgerStore, ProtocolBatch } from "../../ledger/store/store.ts";
 import { type Logger, logger } from "../../util/log.ts";
 import { type BlockState, ChainApp, requestKeyOf } from "./chain_app.ts";
 import type { Outbound } from "./transport.ts";
@@ -66,6 +66,10 @@ const INBOX_EVENTS_MAX = 20_000;
 const TX_INDEX_MAX = 200_000;
 const REJECTED_TX_MAX = 10_000;
 const REJECTION_LOG_INTERVAL_MS = 5_000;
+/** Default wait before a backup forwards a still-uncommitted client tx to the primary. */
+const FORWARD_AFTER_MS = 250;
+/** Txs forwarded per sweep at most (the outbound queue bounds them again). */
+const FORWARD_TXS_PER_SWEEP_MAX = 4096;
 const SLOW_WORK_LOG_MS = 20;
 /** Wait before stepping a batch, so events arriving together share one durable write. */
 const FLUSH_LINGER_MS = 0;
@@ -82,6 +86,10 @@ export interface ValidatorSettings {
   futureHeightsMax?: number;
   /** Forward client txs to the primary when this replica is a backup. */
   forwardToPrimary?: boolean;
+  /** A backup forwards a client tx only once it has waited this long uncommitted: PBFT clients
+   * send to every validator, so the primary normally has it already (forwarding each tx at once
+   * tripled the primary's admission work). */
+  forwardAfterMs?: number;
   /** Wait before stepping a batch so events arriving together share one durable write. */
   flushLingerMs?: number;
 }
@@ -184,7 +192,11 @@ export class ValidatorNode {
   #snapshot: ProtocolSnapshot | null;
 
   /** Pending client txs by sender:nonce. */
-  readonly #mempool = new Map<string, { tx: Tx; id: string; receivedAtMs: number }>();
+  readonly #mempool = new Map<
+    string,
+    { tx: Tx; id: string; receivedAtMs: number; forwardedTo: number | null; local: boolean }
+  >();
+  #forwardTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #txIndex = new Map<string, { height: number; index: number }>();
   readonly #rejectedTxs = new Map<string, string>();
   readonly #rejections: Record<string, number> = {};
@@ -225,6 +237,7 @@ export class ValidatorNode {
       ),
       futureHeightsMax: 4 * config.watermarkWindowHeights,
       forwardToPrimary: true,
+      forwardAfterMs: FORWARD_AFTER_MS,
       flushLingerMs: FLUSH_LINGER_MS,
       ...options.settings,
     };
@@ -282,6 +295,7 @@ export class ValidatorNode {
       );
     }
     const node = new ValidatorNode(options, self, app, replica, snapshot, config);
+    app.knownTx = (key) => node.#mempool.get(key)?.tx;
     node.#log.info("validator ready", {
       index: self,
       height: committed.height,
@@ -500,7 +514,7 @@ export class ValidatorNode {
         };
       }
     }));
-    const forward: Tx[] = [];
+    let fresh = 0;
     const results = checked.map((c, i): SubmitResult => {
       const verdict = verdicts[i];
       if (verdict) return verdict;
@@ -519,26 +533,60 @@ export class ValidatorNode {
           message: `mempool holds ${this.#settings.mempoolTxsMax} txs; retry later`,
         };
       }
-      this.#mempool.set(key, { tx, id, receivedAtMs: this.#now() });
+      this.#mempool.set(key, {
+        tx,
+        id,
+        receivedAtMs: this.#now(),
+        forwardedTo: null,
+        local: !options.forwarded,
+      });
       this.#enqueue({
         type: "client-request",
         request: { clientId: tx.from, nonce: tx.nonce, body: encodeTx(tx) },
       });
-      forward.push(tx);
+      fresh++;
       return { ok: true, id, duplicate: false };
     });
-    if (forward.length > 0 && !options.forwarded && this.#settings.forwardToPrimary) {
-      const primary = this.#replica.inspect().view % this.ctx.validators.length;
-      if (primary !== this.self) this.#outbound.forwardTxs(primary, forward);
-    }
+    if (fresh > 0 && !options.forwarded && this.#settings.forwardToPrimary) this.#armForward();
     return results;
+  }
+
+  #armForward(): void {
+    if (this.#forwardTimer || this.#stopped) return;
+    this.#forwardTimer = setTimeout(() => {
+      this.#forwardTimer = null;
+      this.#forwardWaiting();
+    }, this.#settings.forwardAfterMs);
+  }
+
+  /**
+   * Forwards client txs this backup received that are still uncommitted after forwardAfterMs to
+   * the current primary, once per primary (again after a view change), oldest first.
+   */
+  #forwardWaiting(): void {
+    if (this.#stopped) return;
+    const primary = this.#replica.inspect().view % this.ctx.validators.length;
+    const cutoff = this.#now() - this.#settings.forwardAfterMs;
+    const forward: Tx[] = [];
+    let waiting = false;
+    for (const entry of this.#mempool.values()) {
+      if (!entry.local) continue;
+      // Still uncommitted: come back later (a view change may need it forwarded again).
+      waiting = true;
+      if (entry.forwardedTo === primary) continue;
+      if (entry.receivedAtMs > cutoff || forward.length >= FORWARD_TXS_PER_SWEEP_MAX) break;
+      entry.forwardedTo = primary;
+      if (primary !== this.self) forward.push(entry.tx);
+    }
+    if (forward.length > 0) this.#outbound.forwardTxs(primary, forward);
+    if (waiting) this.#armForward();
   }
 
   /** The checks before the signature: shape, duplicate, conflict, replay. */
   #precheck(value: unknown): SubmitResult | { tx: Tx; id: string; key: string } {
     let tx: Tx;
     try {
-      tx = validateTxShape(value, this.ctx.genesis.params.batch.max_tx_bytes);
+      tx = sealTx(value, this.ctx.genesis.params.batch.max_tx_bytes);
     } catch (error) {
       return { ok: false, status: 400, code: "malformed", message: (error as Error).message };
     }
@@ -639,13 +687,21 @@ export class ValidatorNode {
   }
 
   async #flush(outputs: Output[]): Promise<void> {
-    // 1. Durable: committed blocks (each checked by the store), then the newest snapshot.
+    // 1. Durable: the committed blocks (each checked again by the store) and the newest snapshot
+    //    with its log entries, in ONE transaction (one fsync per flush).
     let snapshot: ProtocolSnapshot | null = null;
+    const committed: {
+      commit: CommitOutput;
+      block: Block;
+      certificate: Certificate;
+      state: BlockState;
+    }[] = [];
+    const t0 = performance.now();
     for (const output of outputs) {
       for (const commit of output.commits) {
-        const t0 = performance.now();
-        await this.#persistCommit(commit);
-        this.#slow(`commit of block ${commit.height}`, t0);
+        // Each block must extend the one before it in this write (or the committed tip).
+        const parent = committed.at(-1)?.state ?? this.app.committed;
+        committed.push({ commit, ...await this.app.committedBlock(commit, parent) });
       }
       if (output.persist) snapshot = output.persist;
       for (const line of output.logs) this.#log.info(line);
@@ -657,11 +713,13 @@ export class ValidatorNode {
         );
       }
     }
+    let protocol: ProtocolBatch | undefined;
+    let live: Set<string> | null = null;
     if (snapshot) {
       // Block payloads of prepared certificates are written once each (protocol log, pruned at
       // the stable checkpoint); the snapshot, rewritten on every flush, refers to them by hash.
       const append = [];
-      const live = new Set<string>();
+      live = new Set<string>();
       for (const { prePrepare } of snapshot.preparedCertificates) {
         live.add(prePrepare.blockHash);
         if (this.#payloadsWritten.has(prePrepare.blockHash)) continue;
@@ -671,15 +729,31 @@ export class ValidatorNode {
           bytes: concatBytes(fromHex(prePrepare.blockHash), prePrepare.payload),
         });
       }
-      const t0 = performance.now();
-      this.durableWrites++;
-      await this.#store.persistProtocol({
+      protocol = {
         state: { [SNAPSHOT_KEY]: encodeSnapshot(snapshot, { payloadsByReference: true }) },
         append,
         pruneBelowSeq: snapshot.stable.height + 1,
+      };
+    }
+    if (committed.length > 0 || protocol) {
+      this.durableWrites++;
+      const results = await this.#store.appendCommittedBlocks(
+        committed.map(({ block, certificate }) => ({ block, certificate })),
+        protocol,
+      );
+      this.#slow(
+        `durable write (${committed.length} blocks, ${
+          committed.reduce((n, c) => n + c.block.txs.length, 0)
+        } txs, snapshot ${protocol ? "yes" : "no"})`,
+        t0,
+      );
+      committed.forEach((c, i) => {
+        this.app.advance(c.state);
+        this.#afterCommit(c.commit, c.block, results[i].appended);
       });
-      this.#slow(`snapshot write (${append.length} payloads)`, t0);
-      this.#payloadsWritten = live;
+    }
+    if (snapshot) {
+      this.#payloadsWritten = live!;
       this.#snapshot = snapshot;
     }
     // 2. Only now may this flush's messages leave. Unsigned ones are this replica's: sign them.
@@ -790,11 +864,8 @@ export class ValidatorNode {
     this.#rejectedTxs.set(id, reason.slice(0, 300));
   }
 
-  async #persistCommit(commit: CommitOutput): Promise<void> {
-    const { block, certificate, state } = await this.app.committedBlock(commit);
-    this.durableWrites++;
-    const { appended } = await this.#store.appendCommittedBlock(block, certificate);
-    this.app.advance(state);
+  /** Bookkeeping once a committed block is durable: latency, tx index, mempool, listeners. */
+  #afterCommit(commit: CommitOutput, block: Block, appended: boolean): void {
     const now = this.#now();
     const proposedAt = this.#proposedAtMs.get(commit.height);
     if (proposedAt !== undefined && appended) {
@@ -875,6 +946,7 @@ export class ValidatorNode {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    if (this.#forwardTimer) clearTimeout(this.#forwardTimer);
     for (const timer of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
     this.#inbox.length = 0;
