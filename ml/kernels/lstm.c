@@ -15,10 +15,14 @@ typedef float f32;
 
 #define SPLAT(v) wasm_f32x4_splat(v)
 
+// e^x: x = n ln2 + r with n = round(x / ln2) (the 1.5 * 2^23 trick: the float's low mantissa bits
+// then hold n, so 2^n is one integer add and shift, no float-int conversion), |r| <= ln2/2,
+// Cephes' degree-6 polynomial for e^r. Clamped to [-87.3, 88.3] (pmin/pmax: single instructions).
 static inline v128_t vexp(v128_t x) {
-  x = wasm_f32x4_min(wasm_f32x4_max(x, SPLAT(-87.3f)), SPLAT(88.3f));
-  v128_t fx = wasm_f32x4_floor(
-      wasm_f32x4_add(wasm_f32x4_mul(x, SPLAT(1.44269504088896341f)), SPLAT(0.5f)));
+  const v128_t magic = SPLAT(12582912.0f);  // 1.5 * 2^23
+  x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, SPLAT(-87.3f)), SPLAT(88.3f));
+  v128_t t = wasm_f32x4_add(wasm_f32x4_mul(x, SPLAT(1.44269504088896341f)), magic);
+  v128_t fx = wasm_f32x4_sub(t, magic);
   x = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, SPLAT(0.693359375f)));
   x = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, SPLAT(-2.12194440e-4f)));
   v128_t y = SPLAT(1.9875691500e-4f);
@@ -28,8 +32,8 @@ static inline v128_t vexp(v128_t x) {
   y = wasm_f32x4_add(wasm_f32x4_mul(y, x), SPLAT(1.6666665459e-1f));
   y = wasm_f32x4_add(wasm_f32x4_mul(y, x), SPLAT(5.0000001201e-1f));
   y = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(y, x), x), x), SPLAT(1.0f));
-  v128_t n = wasm_i32x4_trunc_sat_f32x4(fx);
-  v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(n, wasm_i32x4_splat(127)), 23);
+  // t's bits are 0x4B400000 + n; (bits + 127) << 23 is the float 2^n (the high bits shift out).
+  v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(t, wasm_i32x4_splat(127)), 23);
   return wasm_f32x4_mul(y, scale);
 }
 

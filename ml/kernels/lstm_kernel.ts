@@ -115,8 +115,9 @@ export class LstmKernel {
   #heap: Float32Array;
   #pending: Tape | null = null;
 
-  constructor() {
-    const module = new WebAssembly.Module(decodeBase64(LSTM_WASM_BASE64) as BufferSource);
+  /** `bytes`: another build of lstm.c (for A/B measurements); default the embedded one. */
+  constructor(bytes: Uint8Array = decodeBase64(LSTM_WASM_BASE64)) {
+    const module = new WebAssembly.Module(bytes as BufferSource);
     const instance = new WebAssembly.Instance(module, {});
     this.#exports = instance.exports as unknown as Exports;
     const heapBase = this.#exports.__heap_base.value as number;

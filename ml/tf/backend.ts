@@ -1,7 +1,12 @@
 // Lazy TensorFlow.js initialisation. Importing this module loads nothing: `iomt-sfl --help` must
 // start in < 150 ms, and tfjs + the wasm backend take ~100 ms to load. Call initTensorflow() first.
 import type * as TF from "@tensorflow/tfjs";
-import { patchMatMulTranspose, patchSlice, registerConv2DBackpropFilter } from "./kernels.ts";
+import {
+  patchMatMulTranspose,
+  patchSlice,
+  registerConv2DBackpropFilter,
+  replaceMaxPoolGrad,
+} from "./kernels.ts";
 
 export type BackendName = "wasm" | "cpu";
 
@@ -71,6 +76,8 @@ async function load(backend: BackendName, wasmBinaries?: Record<string, Uint8Arr
     patches.push("matMul-transpose");
     patchSlice(tf);
     patches.push("slice-heap-view");
+    replaceMaxPoolGrad(tf);
+    patches.push("MaxPoolGrad");
   }
   await tf.ready();
   return { tf, info: { backend, simd, patches } };

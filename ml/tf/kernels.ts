@@ -216,3 +216,77 @@ export function patchSlice(tf: Tf): void {
     return outs;
   });
 }
+
+/** MaxPoolGrad for wasm over heap views: each window's first maximum (scan order, as the cpu
+ * kernel) receives the window's dy. The stock wasm kernel took ~15-28 ms for the device's
+ * [256, 44, 1, 32] pool at batch 256; this takes ~1 ms. NHWC, dilation 1 (what tf.maxPool runs). */
+export function replaceMaxPoolGrad(tf: Tf): void {
+  replaceKernel(tf, "MaxPoolGrad", ({ inputs, backend, attrs }) => {
+    const { dy, input } = inputs;
+    const { filterSize, strides, pad, dimRoundingMode } = attrs as {
+      filterSize: [number, number] | number;
+      strides: [number, number] | number;
+      pad: "valid" | "same" | number;
+      dimRoundingMode?: "floor" | "round" | "ceil";
+    };
+    if (input.shape.length !== 4 || dy.shape.length !== 4 || input.dtype !== "float32") {
+      throw new Error(
+        `MaxPoolGrad on wasm: input [${input.shape}] ${input.dtype}, dy [${dy.shape}]`,
+      );
+    }
+    const info = tf.backend_util.computePool2DInfo(
+      input.shape as [number, number, number, number],
+      filterSize,
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+    );
+    const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;
+    const { filterHeight, filterWidth, strideHeight, strideWidth } = info;
+    if (
+      dy.shape[0] !== batchSize || dy.shape[1] !== outHeight || dy.shape[2] !== outWidth ||
+      dy.shape[3] !== inChannels
+    ) {
+      throw new Error(
+        `MaxPoolGrad on wasm: dy [${dy.shape}] for pool output ${outHeight}x${outWidth}`,
+      );
+    }
+    const top = info.padInfo.top;
+    const left = info.padInfo.left;
+    const out = backend.makeOutput(input.shape, "float32");
+    // Views after makeOutput: it may grow (and so detach) the heap.
+    const xv = backend.typedArrayFromHeap(input) as Float32Array;
+    const dyv = backend.typedArrayFromHeap(dy) as Float32Array;
+    const dx = backend.typedArrayFromHeap(out) as Float32Array;
+    dx.fill(0);
+    const C = inChannels;
+    for (let b = 0; b < batchSize; b++) {
+      for (let yr = 0; yr < outHeight; yr++) {
+        const r0 = Math.max(yr * strideHeight - top, 0);
+        const r1 = Math.min(yr * strideHeight - top + filterHeight, inHeight);
+        for (let yc = 0; yc < outWidth; yc++) {
+          const c0 = Math.max(yc * strideWidth - left, 0);
+          const c1 = Math.min(yc * strideWidth - left + filterWidth, inWidth);
+          const dyOffset = ((b * outHeight + yr) * outWidth + yc) * C;
+          for (let ch = 0; ch < C; ch++) {
+            let best = -Infinity;
+            let at = -1;
+            for (let r = r0; r < r1; r++) {
+              for (let c = c0; c < c1; c++) {
+                const k = ((b * inHeight + r) * inWidth + c) * C + ch;
+                const v = xv[k];
+                if (v > best || at < 0) {
+                  best = v;
+                  at = k;
+                }
+              }
+            }
+            if (at >= 0) dx[at] += dyv[dyOffset + ch];
+          }
+        }
+      }
+    }
+    return out;
+  });
+}

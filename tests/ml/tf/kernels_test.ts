@@ -80,3 +80,54 @@ Deno.test("patched matMul with transposes and patched slice/unstack equal refere
     assert.deepEqual(Array.from(tf.unstack(t, 1)[2].dataSync()), [8, 9, 10, 11, 20, 21, 22, 23]);
   });
 });
+
+Deno.test("MaxPoolGrad (wasm) routes each window's dy to its first maximum", () => {
+  assert.equal(tf.getBackend(), "wasm");
+  for (
+    const [H, W, C, filter, stride, pad] of [
+      [44, 1, 32, [2, 1], [2, 1], "valid"],
+      [7, 5, 3, [3, 3], [2, 2], "same"],
+      [6, 6, 2, [2, 2], [1, 1], "valid"],
+    ] as const
+  ) {
+    const B = 3;
+    // Rounded values give ties, which must go to the first position in scan order.
+    const xData = randomArray(B * H * W * C, 4).map((v) => Math.round(v * 4) / 4);
+    const x = tf.tensor4d(xData, [B, H, W, C]);
+    const y = tf.maxPool(x, filter as [number, number], stride as [number, number], pad);
+    const [, oh, ow] = y.shape;
+    const dyData = randomArray(B * oh * ow * C, 5);
+    const dy = tf.tensor4d(dyData, y.shape);
+    const dx = tf.grad((a: tf.Tensor) =>
+      tf.maxPool(a as tf.Tensor4D, filter as [number, number], stride as [number, number], pad)
+    )(x, dy);
+    const padTop = pad === "same"
+      ? Math.floor(Math.max((oh - 1) * stride[0] + filter[0] - H, 0) / 2)
+      : 0;
+    const padLeft = pad === "same"
+      ? Math.floor(Math.max((ow - 1) * stride[1] + filter[1] - W, 0) / 2)
+      : 0;
+    const expected = new Float32Array(xData.length);
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < oh; i++) {
+        for (let j = 0; j < ow; j++) {
+          for (let c = 0; c < C; c++) {
+            let best = -Infinity;
+            let at = -1;
+            for (let r = i * stride[0] - padTop; r < i * stride[0] - padTop + filter[0]; r++) {
+              for (let s = j * stride[1] - padLeft; s < j * stride[1] - padLeft + filter[1]; s++) {
+                if (r < 0 || r >= H || s < 0 || s >= W) continue;
+                const k = ((b * H + r) * W + s) * C + c;
+                if (at < 0 || xData[k] > best) [best, at] = [xData[k], k];
+              }
+            }
+            expected[at] += dyData[((b * oh + i) * ow + j) * C + c];
+          }
+        }
+      }
+    }
+    const diff = maxAbsDiff(dx.dataSync(), expected);
+    assert.ok(diff < 1e-6, `${H}x${W}x${C} filter ${filter} stride ${stride} ${pad}: ${diff}`);
+    tf.dispose([x, y, dy, dx]);
+  }
+});
