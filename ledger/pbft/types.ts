@@ -144,6 +144,9 @@ export type ReplicaEvent =
    * createReplica(config, state) followed by start. */
   | { readonly type: "restore"; readonly state: RestoredState }
   | { readonly type: "client-request"; readonly request: ClientRequest }
+  /** Several client requests in one step (at most `pendingRequestsMax`): the same as one
+   * client-request event each, in order, but the primary decides on a batch once, not per request. */
+  | { readonly type: "client-requests"; readonly requests: readonly ClientRequest[] }
   /** Already authenticated by the shell: `from` is the verified signer of `message`. */
   | { readonly type: "message"; readonly from: ReplicaIndex; readonly message: ProtocolMessage }
   | { readonly type: "timer-fired"; readonly timer: TimerName; readonly generation: number }

@@ -470,15 +470,29 @@ class Simulation {
     }
   }
 
-  /** A client resends until f+1 honest replicas executed its request (it saw f+1 replies). */
+  /** A client resends until f+1 honest replicas executed its request (it saw f+1 replies); the
+   * resends of one round reach each replica as one client-requests event (a shell's batch). */
   private retryRequests(): void {
+    const resend: ClientRequest[] = [];
     for (let i = 0; i < this.submitted; i++) {
       const key = requestKey(this.requests[i]);
       let executedBy = 0;
       for (const node of this.nodes) {
         if (!node.wrapper && this.checker.executedCount(node.index, key)) executedBy++;
       }
-      if (executedBy < this.scenario.faultsTolerated + 1) this.sendRequest(this.requests[i]);
+      if (executedBy < this.scenario.faultsTolerated + 1) resend.push(this.requests[i]);
+    }
+    if (resend.length === 0) return;
+    for (const node of this.nodes) {
+      if (this.inFaultPeriod() && this.networkRandom.chance(this.scenario.lossProbability)) {
+        continue;
+      }
+      this.queue.push(this.now + this.networkRandom.range(1, 3), {
+        kind: "replica-event",
+        replica: node.index,
+        incarnation: node.incarnation,
+        event: { type: "client-requests", requests: resend },
+      });
     }
   }
 

@@ -61,6 +61,40 @@ Deno.test("§4.2 request batching: a full batch is proposed at once, a partial o
   assertEquals(cluster.committedHeights(2), [1, 2], "a full batch needs no timer");
 });
 
+Deno.test("§4.2 request batching: a client-requests event is one step; batches come from requests not in flight", () => {
+  const cluster = new Cluster({ config: { batchSizeMax: 2, proposalPipelineDepthMax: 1 } });
+  const body = new Uint8Array([1]);
+  const requests = ["a", "b", "c", "d", "e"].map((clientId) => ({ clientId, nonce: 1, body }));
+  for (let replica = 0; replica < 4; replica++) {
+    // A duplicate inside the event is refused like a duplicate event.
+    const output = cluster.step(replica, {
+      type: "client-requests",
+      requests: [...requests, requests[0]],
+    });
+    assertEquals(output.rejections.map((r) => r.reason), ["duplicate of a pending request"]);
+  }
+  // The primary proposed [a, b] in that one step; c, d follow once block 1 executed, e on the timer.
+  cluster.deliverAll();
+  cluster.flushBatches();
+  cluster.deliverAll();
+  assertEquals(cluster.committedHeights(1), [1, 2, 3]);
+  assertEquals(
+    cluster.commits[1].map((commit) => commit.requestIds.map((id) => id.clientId)),
+    [["a", "b"], ["c", "d"], ["e"]],
+  );
+});
+
+Deno.test("limits: a client-requests event above pendingRequestsMax is refused whole", () => {
+  const cluster = new Cluster({ config: { pendingRequestsMax: 2 } });
+  const body = new Uint8Array([1]);
+  const output = cluster.step(1, {
+    type: "client-requests",
+    requests: ["a", "b", "c"].map((clientId) => ({ clientId, nonce: 1, body })),
+  });
+  assertEquals(output.rejections.length, 1);
+  assertEquals(cluster.replicas[1].inspect().pendingRequests, 0);
+});
+
 Deno.test("§4.2 a backup prepares only after the application validates the block; ok=false refuses", () => {
   const cluster = new Cluster({ validate: (replica) => replica !== 3 });
   cluster.request("a", 1);
