@@ -30,7 +30,67 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
  * objects and anything else JSON cannot carry exactly.
  */
 export function canonicalize(value: unknown): string {
-  return write(value, "$", 0);
+  // Fast path without the error paths (building "$.txs[3].body" for every node cost more than
+  // the encoding); on any problem the precise writer runs again to say where.
+  try {
+    return writeFast(value, 0);
+  } catch (error) {
+    if (!(error instanceof NotFast)) throw error;
+    return write(value, "$", 0);
+  }
+}
+
+class NotFast extends Error {}
+const NOT_FAST = new NotFast("not encodable on the fast path");
+/** Printable ASCII except `"` and `\`: written between quotes unchanged. */
+const PLAIN_STRING = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+function writeFast(value: unknown, depth: number): string {
+  if (depth > CANONICAL_DEPTH_MAX) throw NOT_FAST;
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
+      if (!Number.isSafeInteger(value)) throw NOT_FAST;
+      return Object.is(value, -0) ? "0" : String(value);
+    case "string":
+      return writeStringFast(value);
+    case "object":
+      break;
+    default:
+      throw NOT_FAST;
+  }
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (item === undefined) throw NOT_FAST;
+      if (i > 0) out += ",";
+      out += writeFast(item, depth + 1);
+    }
+    return out + "]";
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) throw NOT_FAST;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).sort();
+  let out = "{";
+  let first = true;
+  for (const key of keys) {
+    const member = record[key];
+    if (member === undefined) continue;
+    if (!first) out += ",";
+    first = false;
+    out += writeStringFast(key) + ":" + writeFast(member, depth + 1);
+  }
+  return out + "}";
+}
+
+function writeStringFast(value: string): string {
+  if (PLAIN_STRING.test(value)) return '"' + value + '"';
+  if (!value.isWellFormed()) throw NOT_FAST;
+  return JSON.stringify(value);
 }
 
 /** UTF-8 bytes of the canonical text: what is hashed and signed. */

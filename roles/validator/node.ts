@@ -32,6 +32,7 @@ import {
   VIEW_CHANGE_MESSAGE_OVERHEAD_BYTES,
 } from "../../ledger/pbft/config.ts";
 import type {
+  ClientRequest,
   CommitOutput,
   CommittedEntry,
   Output,
@@ -514,7 +515,7 @@ export class ValidatorNode {
         };
       }
     }));
-    let fresh = 0;
+    const requests: ClientRequest[] = [];
     const results = checked.map((c, i): SubmitResult => {
       const verdict = verdicts[i];
       if (verdict) return verdict;
@@ -540,14 +541,14 @@ export class ValidatorNode {
         forwardedTo: null,
         local: !options.forwarded,
       });
-      this.#enqueue({
-        type: "client-request",
-        request: { clientId: tx.from, nonce: tx.nonce, body: encodeTx(tx) },
-      });
-      fresh++;
+      requests.push({ clientId: tx.from, nonce: tx.nonce, body: encodeTx(tx) });
       return { ok: true, id, duplicate: false };
     });
-    if (fresh > 0 && !options.forwarded && this.#settings.forwardToPrimary) this.#armForward();
+    // One step for the whole request: the primary decides on a batch once, not per tx.
+    if (requests.length > 0) this.#enqueue({ type: "client-requests", requests });
+    if (requests.length > 0 && !options.forwarded && this.#settings.forwardToPrimary) {
+      this.#armForward();
+    }
     return results;
   }
 
