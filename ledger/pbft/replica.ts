@@ -165,6 +165,8 @@ class ReplicaCore implements Replica {
     CommittedEntry & { source: "agreement" | "transfer" }
   >();
   private readonly retained = new Map<number, CommittedEntry>();
+  /** Each peer's executed height in its last status (volatile; bounded by the replica count). */
+  private readonly peerExecutedHeights = new Map<number, number>();
   private readonly lastNonceByClient = new Map<string, number>();
 
   // Requests and proposals.
@@ -1228,8 +1230,16 @@ class ReplicaCore implements Replica {
       this.reject(from, "status", "malformed status");
       return;
     }
+    // A peer close behind whose executed height moved since its previous status is keeping up by
+    // agreement: resending it committed entries and the agreement messages of the heights in
+    // flight (block payloads included) would only duplicate what is on its way. A stalled, far
+    // behind or (re)started peer gets them, as before.
+    const previous = this.peerExecutedHeights.get(from);
+    this.peerExecutedHeights.set(from, status.lastExecutedHeight);
+    const keepingUp = previous !== undefined && status.lastExecutedHeight > previous &&
+      this.lastExecutedHeight - status.lastExecutedHeight <= this.config.proposalPipelineDepthMax;
     // Committed entries with their certificates.
-    if (status.lastExecutedHeight < this.lastExecutedHeight) {
+    if (status.lastExecutedHeight < this.lastExecutedHeight && !keepingUp) {
       const entries: CommittedEntry[] = [];
       const last = Math.min(
         this.lastExecutedHeight,
@@ -1267,7 +1277,7 @@ class ReplicaCore implements Replica {
       if (this.builtNewView) this.send(from, this.builtNewView);
     }
     // Agreement messages for heights the peer has not executed.
-    if (status.view === this.view && status.viewActive && this.viewActive) {
+    if (status.view === this.view && status.viewActive && this.viewActive && !keepingUp) {
       for (const slot of this.slots.values()) {
         if (slot.height <= status.lastExecutedHeight) continue;
         if (slot.prePrepare?.replica === this.self) this.send(from, slot.prePrepare);
