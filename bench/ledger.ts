@@ -238,4 +238,139 @@ export async function benchLedger(): Promise<void> {
   anchor("CometBFT QA, 200 nodes", "≈ 430");
 }
 
-if (import.meta.main) await benchLedger();
+/**
+ * Per-tx CPU of each stage a validator runs, in this process, single-threaded, steady state:
+ * the budget behind the cluster's figures. Run it under the validators' runtime:
+ * `bun bench/ledger.ts --stages`. Each stage: median of 5 repeats over TXS txs.
+ */
+export async function benchLedgerStages(): Promise<void> {
+  const TXS = 1000;
+  const { keyFromSeedHex } = await import("../ledger/crypto/keyfile.ts");
+  const { chainContext, createGenesis, primaryOf } = await import("../ledger/chain/genesis.ts");
+  const { sealTx, txHash, verifyTxAuth } = await import("../ledger/chain/tx.ts");
+  const { buildBlock, blockHash, decodeBlock, encodeBlock } = await import(
+    "../ledger/chain/block.ts"
+  );
+  const { applyBlock, genesisState } = await import("../ledger/chain/rules.ts");
+  const { makeCertificate, signCommit } = await import("../ledger/chain/certificate.ts");
+  const { LedgerStore } = await import("../ledger/store/store.ts");
+  const { median } = await import("./stats.ts");
+  const seed = (label: number) => label.toString(16).padStart(4, "0").repeat(16);
+  const validators = await Promise.all(
+    [0, 1, 2, 3].map((i) => keyFromSeedHex(seed(0x100 + i), "validator", `v${i}`)),
+  );
+  const devices = await Promise.all(
+    Array.from({ length: 256 }, (_, i) => keyFromSeedHex(seed(0x1000 + i), "device", `d${i}`)),
+  );
+  const genesis = createGenesis({
+    chainId: "bench-stages",
+    genesisTimeMs: Date.now() - 1000,
+    validators: validators.map((k) => ({ id: k.id, publicKey: k.publicKey })),
+    participants: devices.map((k) => ({ id: k.id, publicKey: k.publicKey, role: "device" })),
+  });
+  const ctx = chainContext(genesis);
+  const signed = await Promise.all(
+    Array.from({ length: TXS }, (_, i) =>
+      signTx(
+        devices[i % devices.length],
+        ctx.chainId,
+        "x.bench",
+        1 + Math.floor(i / devices.length),
+        { reading_e6: 1_000_000, note: "bench", seq: i },
+      )),
+  );
+  const body = JSON.stringify({ txs: signed });
+  const fresh = () => (JSON.parse(body) as { txs: unknown[] }).txs;
+  const limits = { maxTxs: TXS, maxTxBytes: 64 * 1024, maxBlockBytes: 8 * 1024 * 1024 };
+  const dir = mkdtempSync(join(tmpdir(), "iomt-bench-stages-"));
+  const rows: [string, number][] = [];
+  const stage = async (what: string, work: () => Promise<unknown> | unknown) => {
+    const samples: number[] = [];
+    for (let repeat = 0; repeat < 6; repeat++) {
+      const t0 = performance.now();
+      await work();
+      // The first repeat warms the JIT and the key caches; it is not counted.
+      if (repeat > 0) samples.push(((performance.now() - t0) * 1000) / TXS);
+    }
+    rows.push([what, median(samples)]);
+  };
+  try {
+    await stage(
+      "admission: JSON.parse of the POST body + shape + canonical bytes (sealTx) + hash",
+      () => {
+        for (const value of fresh()) txHash(sealTx(value, limits.maxTxBytes));
+      },
+    );
+    await stage("Ed25519 verify of the tx signature, one at a time", async () => {
+      for (const value of fresh()) await verifyTxAuth(ctx, sealTx(value, limits.maxTxBytes));
+    });
+    await stage("Ed25519 verify, all txs of the request at once (Promise.all)", async () => {
+      await Promise.all(
+        fresh().map((value) => verifyTxAuth(ctx, sealTx(value, limits.maxTxBytes))),
+      );
+    });
+    const txs = fresh().map((value) => sealTx(value, limits.maxTxBytes));
+    await Promise.all(txs.map((tx) => verifyTxAuth(ctx, tx)));
+    const build = () =>
+      buildBlock({
+        chainId: ctx.chainId,
+        height: 1,
+        prevHash: ctx.genesisHash,
+        view: 0,
+        proposer: primaryOf(ctx, 0).address,
+        timeMs: Date.now(),
+        stateRoot: "00".repeat(32),
+        txs,
+      });
+    await stage(
+      "primary: build + check (applyBlock, memoized txs) + encode the block",
+      async () => {
+        const block = build();
+        await applyBlock(ctx, genesisState(ctx), block);
+        encodeBlock(block);
+      },
+    );
+    const block = build();
+    const payload = encodeBlock(block);
+    await stage("backup: decode the payload (canonical check, sealed txs, Merkle root)", () => {
+      decodeBlock(payload, { ...limits, sealTxs: true });
+    });
+    const hash = blockHash(block);
+    const target = { chainId: ctx.chainId, height: 1, view: 0, blockHash: hash };
+    const certificate = await makeCertificate(
+      ctx,
+      target,
+      await Promise.all(validators.slice(0, 3).map((k) => signCommit(k, target))),
+    );
+    // Opening a store (migrations, genesis) is not per block: open one per repeat beforehand.
+    const stores = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => LedgerStore.open(join(dir, `s${i}.db`), { genesis })),
+    );
+    let n = 0;
+    try {
+      await stage(
+        "store: check + write the block in one transaction (WAL, synchronous=FULL)",
+        () =>
+          stores[n++].appendCommittedBlocks([{ block, certificate }], {
+            state: { "pbft/snapshot": new Uint8Array(1024) },
+          }),
+      );
+    } finally {
+      for (const store of stores) store.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const runtime = "Bun" in globalThis
+    ? `Bun ${process.versions.bun}`
+    : `Deno ${process.versions.deno}`;
+  console.log(`machine: ${await machineLine()}; runtime ${runtime}; ${TXS} txs, median of 5`);
+  console.log("| stage (per tx, one validator) | µs |");
+  console.log("|---|---|");
+  for (const [what, us] of rows) console.log(`| ${what} | ${us.toFixed(1)} |`);
+}
+
+if (import.meta.main) {
+  if (process.argv.includes("--stages")) await benchLedgerStages();
+  else await benchLedger();
+}
