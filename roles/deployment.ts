@@ -13,6 +13,8 @@ import type { TrialSpec } from "./trial_spec.ts";
 export const VALIDATORS_MAX = 100;
 export const DEVICES_MAX = 1000;
 export const EDGES_MAX = 16;
+/** Genesis id of the operator's key (keys/admin.json). */
+export const ADMIN_KEY_ID = "admin";
 
 export interface DeploymentSpec {
   outDir: string;
@@ -53,6 +55,8 @@ export interface Deployment {
   nodes: NodeConfig[];
   /** One shell command per node, in start order (validators, edges, devices). */
   commands: string[];
+  /** The operator's key file (admin role in genesis). */
+  adminKey: string;
 }
 
 export function validatorEndpoint(spec: DeploymentSpec, index: number): string {
@@ -101,6 +105,8 @@ export async function writeDeployment(spec: DeploymentSpec): Promise<Deployment>
     for (let d = 0; d < spec.devices; d++) {
       participants.push({ ...(await makeKey("device", `device-${d}`)), role: "device" as const });
     }
+    // The operator's key: signs quarantine/readmit transactions (`iomt-sfl ledger quarantine`).
+    participants.push({ ...(await makeKey("admin", ADMIN_KEY_ID)), role: "admin" as const });
     const edgeEndpoints: Record<string, string> = {};
     for (let e = 0; e < spec.edges; e++) edgeEndpoints[`edge-${e}`] = edgeEndpoint(spec, e);
     const genesis = createGenesis({
@@ -168,10 +174,10 @@ export async function writeDeployment(spec: DeploymentSpec): Promise<Deployment>
         { mode: 0o600 },
       );
     }
-    writeFileSync(join(staging, "START.txt"), startText(commands));
+    writeFileSync(join(staging, "START.txt"), startText(commands, dir));
     mkdirSync(join(staging, "data"));
     renameSync(staging, dir);
-    return { dir, genesis, nodes, commands };
+    return { dir, genesis, nodes, commands, adminKey: join(dir, "keys", `${ADMIN_KEY_ID}.json`) };
   } catch (error) {
     rmSync(staging, { recursive: true, force: true });
     throw error;
@@ -199,7 +205,8 @@ function checkSpec(spec: DeploymentSpec): void {
   if (spec.hosts.length === 0) throw new Error("--hosts: at least one host");
 }
 
-function startText(commands: string[]): string {
+function startText(commands: string[], dir: string): string {
+  const admin = `--genesis ${join(dir, "genesis.json")} --key ${join(dir, "keys", "admin.json")}`;
   return [
     "Start each node on its host (validators first, then edges, then devices):",
     "",
@@ -207,6 +214,12 @@ function startText(commands: string[]): string {
     "",
     "Each node's config (nodes/*.json) names its key file, the genesis, its listen address and",
     "its data. Key files are secret (mode 0600): copy each only to the host of its node.",
+    "",
+    "The operator's key (keys/admin.json) stays with the operator; with it:",
+    `  iomt-sfl ledger quarantine ${admin} device-0 --reason "..."`,
+    `  iomt-sfl ledger readmit ${admin} device-0`,
+    "Rounds are stopped and started at the edge's API with the admin token of the node configs:",
+    "  POST /api/v1/admin/rounds/stop, POST /api/v1/admin/rounds/start",
     "",
   ].join("\n");
 }

@@ -2,6 +2,7 @@
 // parent (roles/run) reads them to draw progress and build the report; logs go to stderr.
 import process from "node:process";
 import type { RoundReport } from "../ml/train/loop.ts";
+import type { DeviceRoundTiming } from "./device/device_node.ts";
 
 export interface RoundLedgerOutcome {
   height: number;
@@ -13,14 +14,25 @@ export interface RoundLedgerOutcome {
 export type ChildEvent =
   | { event: "ready"; role: string; id: string; url?: string }
   | { event: "round-start"; round: number; devices: number }
-  | { event: "device-round"; id: string; round: number; steps: number; seconds: number }
+  | {
+    event: "device-round";
+    id: string;
+    round: number;
+    steps: number;
+    seconds: number;
+    timing?: DeviceRoundTiming;
+  }
   | {
     event: "round";
     report: RoundReport;
     parameters: { device: number; edge: number };
     /** With ledger rounds: what the validators decided and how long consensus took. */
     ledger?: RoundLedgerOutcome;
+    /** Where the edge's round time went (split steps, evaluation, the ledger's decision). */
+    timing?: { edgeComputeSeconds: number; evaluationSeconds: number; consensusSeconds: number };
   }
+  /** The edge's rounds were stopped or started by an operator (admin API). */
+  | { event: "rounds"; state: "running" | "stopping" | "paused" }
   | { event: "done"; rounds: number };
 
 export function emitEvent(event: ChildEvent): void {

@@ -76,7 +76,17 @@ function readText(path: string, what: string): string {
   return new TextDecoder().decode(bytes);
 }
 
-/** The model every node of a trial builds: default shape for the data, with the trial's overrides. */
+/** The model every node of a trial builds: default shape for the data, with the trial's overrides.
+ * A split trial's activation clipping is part of the device function on every node. */
 export function modelConfigFor(trial: TrialSpec, features: number, classes: number): ModelConfig {
-  return { ...defaultModelConfig(features, classes), ...trial.model, features, classes };
+  const clip = trial.mode !== "fedavg" && trial.mode !== "centralized"
+    ? trial.protection?.clipNorm
+    : undefined;
+  return {
+    ...defaultModelConfig(features, classes),
+    ...trial.model,
+    features,
+    classes,
+    ...(clip !== undefined ? { activationClipNorm: clip } : {}),
+  };
 }

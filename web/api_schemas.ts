@@ -63,7 +63,7 @@ export const Status = named(
     uptimeSeconds: number({ minimum: 0 }),
     peers: array(Peer, { maxItems: 1024 }),
     round: optional(integer({ minimum: 0, description: "Latest round this node knows of." })),
-    roundState: optional(literal(["idle", "running", "stopping"])),
+    roundState: optional(literal(["idle", "running", "stopping", "paused"])),
     ledgerHeight: optional(integer({ minimum: 0 })),
     mode: optional(literal(MODES)),
     compare: optional(boolean("True when the run also trains the FedAvg baseline (`--compare`).")),

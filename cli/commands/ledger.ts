@@ -1,5 +1,6 @@
-// `iomt-sfl ledger verify|show|genesis`: check a stored chain against a trusted genesis, print
-// blocks and transactions, and write a genesis from key files.
+// `iomt-sfl ledger verify|show|genesis|quarantine|readmit`: check a stored chain against a
+// trusted genesis, print blocks and transactions, write a genesis from key files, and the
+// operator's quarantine/readmit transactions.
 import { Command, Option } from "@commander-js/extra-typings";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import type { Block, Certificate, Genesis, Tx } from "../../ledger/chain/types.ts";
@@ -94,6 +95,42 @@ export function ledgerCommand(): Command {
         store.close();
       }
     });
+
+  for (const action of ["quarantine", "readmit"] as const) {
+    command
+      .command(action)
+      .description(
+        action === "quarantine"
+          ? "keep a device out of every round until it is readmitted (a transaction signed with " +
+            "the admin key of genesis; waits until committed)"
+          : "put a quarantined device on probation (a transaction signed with the admin key)",
+      )
+      .argument("<device>", "device id in genesis, e.g. device-3")
+      .requiredOption("--genesis <file>", "genesis JSON file (names the validators to send to)")
+      .requiredOption("--key <file>", "the operator's key file (admin role in genesis)")
+      .option("--reason <text>", "why (stored on the chain, at most 200 characters)", "")
+      .addHelpText(
+        "after",
+        `\nExample:\n  $ iomt-sfl ledger ${action} --genesis deploy/genesis.json ` +
+          `--key deploy/keys/admin.json device-3${
+            action === "quarantine" ? ' --reason "scanning the ward network"' : ""
+          }`,
+      )
+      .action(async (device, options) => {
+        const genesis = await readGenesisOption(options.genesis);
+        const { readKeyFile } = await import("../../ledger/crypto/keyfile.ts");
+        const { LedgerAdmin } = await import("../../roles/ledger_link/ledger_admin.ts");
+        let admin;
+        try {
+          admin = new LedgerAdmin(genesis, await readKeyFile(options.key));
+        } catch (error) {
+          throw new UsageError(`--key: ${options.key}: ${(error as Error).message}`);
+        }
+        const result = await admin.act(action, device, options.reason);
+        if (!result.accepted) throw new UsageError(`ledger ${action}: ${result.message}`);
+        console.log(result.message);
+      });
+  }
 
   command
     .command("genesis")

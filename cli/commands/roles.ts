@@ -3,6 +3,7 @@ import { Command, Option } from "@commander-js/extra-typings";
 import { existingPath } from "../options.ts";
 import { protectionOf, protectionOptions } from "../protection_flags.ts";
 import { UsageError } from "../usage_error.ts";
+import { VERSION } from "../program.ts";
 
 export function edgeCommand() {
   return new Command("edge")
@@ -15,7 +16,7 @@ export function edgeCommand() {
     )
     .action(async (options) => {
       const { runEdge } = await import("../../roles/edge/edge_process.ts");
-      await withNodeErrors(() => runEdge(options.node));
+      await withNodeErrors(() => runEdge(options.node, { version: VERSION }));
     });
 }
 

@@ -1,5 +1,5 @@
 // `iomt-sfl run`: a whole local trial on loopback with the paper's table at the end.
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
@@ -159,6 +159,13 @@ export function runCommand() {
     )
     .addOption(
       new Option(
+        "--admin-token <token>",
+        "token for the UI's admin actions (stop/start rounds, quarantine); default: a random " +
+          "one, printed at start",
+      ).argParser(adminToken),
+    )
+    .addOption(
+      new Option(
         "--model <key=value,...>",
         "model shape overrides, e.g. lstmUnits=32,convFilters=16",
       ).argParser(commaList),
@@ -288,6 +295,7 @@ Examples:
         listen: options.listen,
         logLevel: globals.logLevel,
         keepUi: options.keepUi,
+        ...(options.adminToken ? { adminToken: options.adminToken } : {}),
         hosts: [...options.hosts],
         experiment: options.experiment,
         byzantineValidators: options.byzantineValidators,
@@ -328,4 +336,12 @@ function parseModelOverrides(items: string[]): Record<string, number | boolean> 
     }
   }
   return out;
+}
+
+/** Admin tokens are bearer secrets: long enough not to be guessed, printable, no spaces. */
+function adminToken(value: string): string {
+  if (!/^[A-Za-z0-9._~+\/-]{16,256}$/.test(value)) {
+    throw new InvalidArgumentError("expected 16-256 characters of A-Z a-z 0-9 . _ ~ + / -");
+  }
+  return value;
 }

@@ -317,6 +317,29 @@ export class UpdateLedger {
     };
   }
 
+  /** Admin transaction: the device sits out every round from now on until an admin readmits it
+   * (a reputation quarantine, by contrast, ends by itself after `quarantineRounds`). */
+  quarantine(deviceId: string): Verdict {
+    const device = this.#state.devices[deviceId];
+    if (!device) return { ok: false, reason: `${deviceId} is not in genesis` };
+    if (device.status === "quarantined") {
+      return { ok: false, reason: `${deviceId} is already quarantined` };
+    }
+    this.#state = {
+      ...this.#state,
+      devices: {
+        ...this.#state.devices,
+        [deviceId]: {
+          ...device,
+          status: "quarantined",
+          quarantinedAtRound: null,
+          probationAccepts: 0,
+        },
+      },
+    };
+    return { ok: true };
+  }
+
   /** Admin transaction: a quarantined device goes to probation now. */
   readmit(deviceId: string): Verdict {
     const device = this.#state.devices[deviceId];

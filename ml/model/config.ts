@@ -14,6 +14,10 @@ export interface ModelConfig {
   bidirectional: boolean;
   /** Hidden Dense layer (ReLU) between the LSTM and the output; 0 = none. */
   denseUnits: number;
+  /** Each row's smashed activations scaled to L2 norm <= this (activation protection,
+   * ml/privacy): part of the device function, so training, evaluation and detection agree.
+   * Absent = no clipping. */
+  activationClipNorm?: number;
 }
 
 export const MODEL_LIMITS = {
@@ -65,6 +69,10 @@ export function validateModelConfig(config: ModelConfig): void {
   intIn("denseUnits", 0, MODEL_LIMITS.denseUnitsMax);
   if (typeof config.bidirectional !== "boolean") {
     throw new Error("model config: bidirectional must be boolean");
+  }
+  const clip = config.activationClipNorm;
+  if (clip !== undefined && !(typeof clip === "number" && clip > 0 && clip <= 1e6)) {
+    throw new Error(`model config: activationClipNorm=${clip} must be a number in (0, 1e6]`);
   }
   if (smashedSteps(config) < 1) {
     throw new Error(

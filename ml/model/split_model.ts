@@ -149,6 +149,13 @@ export function deviceForward(
     );
     h = pooled.reshape([batch, Math.floor(length / 2), config.convFilters]);
   }
+  const clip = config.activationClipNorm;
+  if (clip !== undefined) {
+    // Row-wise L2 clipping (as ml/privacy clipRows): the floor only matters for an all-zero row.
+    const flat = h.reshape([batch, -1]);
+    const norms = flat.square().sum(1, true).add(1e-24).sqrt();
+    h = flat.mul(tf.minimum(tf.scalar(1), tf.scalar(clip).div(norms))).reshape(h.shape);
+  }
   return h;
 }
 

@@ -68,6 +68,8 @@ export interface RoundReport {
   test: ClassificationReport;
   samples: number;
   seconds: number;
+  /** Of `seconds`: choosing the threshold on validation and scoring the test split. */
+  evaluationSeconds: number;
   numTensors: number;
   rssMB: number;
   peakRssMB: number;
@@ -224,8 +226,10 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
         samples = r.samples;
         model = r.model;
       }
+      const evaluationStarted = performance.now();
       predictor.setParams(model.device, model.edge);
       const evaluation = evaluateSplits(predictor, input.validation, input.test);
+      const evaluationSeconds = (performance.now() - evaluationStarted) / 1000;
       const report: RoundReport = {
         round,
         mode: options.mode,
@@ -235,6 +239,7 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
         test: evaluation.test,
         samples,
         seconds: (performance.now() - started) / 1000,
+        evaluationSeconds,
         numTensors: tf.memory().numTensors,
         ...residentMemoryMB(),
         privacy: local.protection

@@ -18,6 +18,7 @@ import { expectOk, type Fetcher, sendWithRetry } from "../../net/http_client.ts"
 import { nonceCounter, type RequestSigner, signRequest } from "../../net/signed_request.ts";
 import { logger } from "../../util/log.ts";
 import type { WorkItem } from "../edge/work_queue.ts";
+import { residentMemoryMB } from "../../ml/train/memory.ts";
 
 export interface DeviceNodeOptions {
   id: string;
@@ -36,7 +37,7 @@ export interface DeviceNodeOptions {
   checkModel?: (work: WorkItem) => Promise<void>;
   /** `run --attack` only: replaces the honest device-side update (weights, global, round). */
   poison?: (update: Float32Array, global: Float32Array, round: number) => Float32Array;
-  onRoundDone?: (round: number, steps: number, seconds: number) => void;
+  onRoundDone?: (round: number, steps: number, seconds: number, timing: DeviceRoundTiming) => void;
   /** Clipping + noise of the activations before they leave, NoPeek in the device loss (split
    * modes; FedAvg sends no activations). */
   protection?: ProtectionSettings;
@@ -46,7 +47,17 @@ export interface DeviceNodeOptions {
 
 export const WORK_POLL_MS = 10_000;
 
+/** Where a device's round went: its own compute, waiting on the edge's split steps (network,
+ * queueing and the edge's compute), and the ledger (certificate check, update submission). */
+export interface DeviceRoundTiming {
+  computeSeconds: number;
+  edgeWaitSeconds: number;
+  ledgerSeconds: number;
+  peakRssMB?: number;
+}
+
 export class DeviceNode {
+  #timing: DeviceRoundTiming = { computeSeconds: 0, edgeWaitSeconds: 0, ledgerSeconds: 0 };
   readonly #labels: Int32Array;
   readonly #nextNonce = nonceCounter();
   readonly #log;
@@ -105,7 +116,10 @@ export class DeviceNode {
 
   async doWork(work: WorkItem, signal?: AbortSignal): Promise<void> {
     const started = performance.now();
+    this.#timing = { computeSeconds: 0, edgeWaitSeconds: 0, ledgerSeconds: 0 };
+    const ledgerStarted = performance.now();
     await this.options.checkModel?.(work);
+    this.#timing.ledgerSeconds += (performance.now() - ledgerStarted) / 1000;
     const device = await this.#fetchModel(work.deviceModelSha256, signal);
     let result: { weights: Float32Array; edge?: Float32Array; steps: number; lossSum: number };
     if (work.mode === "splitfed-v1") {
@@ -119,6 +133,7 @@ export class DeviceNode {
       // Simulated attacker (`run --attack`): what it reports instead of its honest update.
       result = { ...result, weights: this.options.poison(result.weights, device, work.round) };
     }
+    const submitStarted = performance.now();
     try {
       await this.options.onUpdate?.({ round: work.round, weights: result.weights, samples });
     } catch (error) {
@@ -128,6 +143,7 @@ export class DeviceNode {
         error: (error as Error).message,
       });
     }
+    this.#timing.ledgerSeconds += (performance.now() - submitStarted) / 1000;
     const frames = [{
       kind: "parameters" as const,
       round: work.round,
@@ -153,7 +169,12 @@ export class DeviceNode {
       }&round=${work.round}&samples=${samples}` +
       `&steps=${result.steps}&loss_micro=${lossMicro}`;
     await expectOk(await this.#send("POST", path, encodeMessage(frames), signal), "report done");
-    this.options.onRoundDone?.(work.round, result.steps, (performance.now() - started) / 1000);
+    this.options.onRoundDone?.(
+      work.round,
+      result.steps,
+      (performance.now() - started) / 1000,
+      { ...this.#timing, peakRssMB: residentMemoryMB().peakRssMB },
+    );
     // ε per row after this round, as if every earlier round had been trained here too (a device
     // that missed rounds has spent less).
     const spent = work.mode === "splitfed-v1"
@@ -190,12 +211,17 @@ export class DeviceNode {
           const batch of shuffledBatches(this.options.data, this.#labels, work.batchSize, seed)
         ) {
           signal?.throwIfAborted();
+          const t0 = performance.now();
           const message = side.forward(batch, work.round, steps);
+          const t1 = performance.now();
           const response = await this.#send("POST", "/v1/edge/step", message, signal);
           const reply = new Uint8Array(
             await (await expectOk(response, `split step ${steps}`)).arrayBuffer(),
           );
+          const t2 = performance.now();
           side.backward(reply);
+          this.#timing.computeSeconds += (t1 - t0 + performance.now() - t2) / 1000;
+          this.#timing.edgeWaitSeconds += (t2 - t1) / 1000;
           steps++;
         }
       }
@@ -221,7 +247,9 @@ export class DeviceNode {
         for (
           const batch of shuffledBatches(this.options.data, this.#labels, work.batchSize, seed)
         ) {
+          const t0 = performance.now();
           lossSum += trainer.step(batch);
+          this.#timing.computeSeconds += (performance.now() - t0) / 1000;
           steps++;
         }
       }

@@ -85,8 +85,8 @@ export async function runDevice(
     onUpdate: ledger?.onUpdate,
     poison: malicious && attack ? poisonFor(attack, config.device_index) : undefined,
     checkModel: ledger?.checkModel,
-    onRoundDone: (round, steps, seconds) =>
-      emitEvent({ event: "device-round", id: config.id, round, steps, seconds }),
+    onRoundDone: (round, steps, seconds, timing) =>
+      emitEvent({ event: "device-round", id: config.id, round, steps, seconds, timing }),
   });
   const controller = new AbortController();
   const stop = () => controller.abort();

@@ -30,6 +30,8 @@ export class EdgeNode implements DeviceExecutor {
   >();
   readonly #blobs = new Map<string, Uint8Array>();
   #taskCounter = 0;
+  /** Time in split steps (server-side forward, loss, backward) since the last take. */
+  #computeMs = 0;
 
   constructor(
     readonly config: ModelConfig,
@@ -165,14 +167,23 @@ export class EdgeNode implements DeviceExecutor {
         `${where}: frame is for round ${header?.round} step ${header?.step}`,
       );
     }
+    const started = performance.now();
     try {
       const { reply, loss } = copy.side.step(message, where);
+      this.#computeMs += performance.now() - started;
       copy.nextStep++;
       copy.lossSum += loss;
       return reply;
     } catch (error) {
       throw new EdgeRefusal("bad_frame", (error as Error).message);
     }
+  }
+
+  /** Seconds spent computing split steps since the last call (a round's edge compute). */
+  takeComputeSeconds(): number {
+    const seconds = this.#computeMs / 1000;
+    this.#computeMs = 0;
+    return seconds;
   }
 
   #dropCopies() {

@@ -17,6 +17,12 @@ import { join } from "node:path";
 import { sha256Hex } from "../../ledger/crypto/sha256.ts";
 import { EdgeNode } from "./edge_node.ts";
 import { saveTrialModel } from "../trial_model.ts";
+import { createApp } from "../../web/app.ts";
+import { MemoryView } from "../../web/memory_view.ts";
+import { createNodeMetrics } from "../../web/metrics.ts";
+import { RoundGate } from "./round_gate.ts";
+import type { AdminActions } from "../../web/node_view.ts";
+import { roundDetailOf, rowOf } from "../run/results.ts";
 import { edgeLedgerLink } from "../ledger_link/wiring.ts";
 
 const log = logger("edge");
@@ -24,8 +30,9 @@ const REQUEST_BODY_BYTES_MAX = 80 * 1024 * 1024;
 
 export async function runEdge(
   nodePath: string,
-  listenOverride?: { hostname: string; port: number },
+  edgeOptions: { version: string; listen?: { hostname: string; port: number } },
 ): Promise<void> {
+  const startedAt = new Date();
   exitWhenParentDies();
   const node = await loadNode(nodePath, "edge");
   const { config, chain, key } = node;
@@ -71,9 +78,37 @@ export async function runEdge(
     verifier,
     deviceIdOf: (address) => deviceIdByAddress.get(address),
   });
-  const listen = listenOverride ?? parseListen(config.listen ?? "127.0.0.1:0");
+  // The operator's face: status, rounds and start/stop of rounds (admin token from the config),
+  // the same API and UI as every node. Device traffic stays on /v1/edge/*.
+  const gate = new RoundGate((state) => {
+    view.setStatus({ roundState: state });
+    emitEvent({ event: "rounds", state });
+    log.info(`rounds ${state}`);
+  });
+  const metrics = createNodeMetrics();
+  const view = new MemoryView({
+    status: {
+      nodeId: config.id,
+      role: "edge",
+      startedAt: startedAt.toISOString(),
+      peers: [],
+      roundState: "running",
+      mode: trial.mode === "fedavg" ? "fedavg" : "splitfed",
+    },
+    metrics,
+  });
+  view.setAdmin(gateAdmin(gate));
+  const web = createApp(view, {
+    version: edgeOptions.version,
+    adminToken: config.admin_token,
+    metrics,
+  });
+  const listen = edgeOptions.listen ?? parseListen(config.listen ?? "127.0.0.1:0");
   const server = await serve({
-    fetch: app.fetch,
+    fetch: (request) =>
+      new URL(request.url).pathname.startsWith("/v1/edge/")
+        ? app.fetch(request)
+        : web.fetch(request),
     hostname: listen.hostname,
     port: listen.port,
     maxRequestBodyBytes: REQUEST_BODY_BYTES_MAX,
@@ -129,7 +164,16 @@ export async function runEdge(
       executor: ledger ? ledger.executor(edge) : edge,
       aggregate,
       signal: controller.signal,
+      beforeRound: (round) =>
+        gate.beforeRound(round, (r) =>
+          log.info(
+            `round ${r + 1} waits for an operator's start (POST /api/v1/admin/rounds/start)`,
+          ), controller.signal),
       onRound: async (report, roundModel) => {
+        const started = new Date(Date.now() - report.seconds * 1000);
+        view.publishRound(
+          roundDetailOf(rowOf(view.status().mode ?? "splitfed", report, mine.length), started),
+        );
         saveEdgeState(stateDir, trialKey, report.round + 1, roundModel);
         // The latest global model as a detector artifact (`iomt-sfl detect --model DIR`).
         await saveTrialModel(join(stateDir, "model"), {
@@ -165,6 +209,11 @@ export async function runEdge(
             device: deviceLayout(model).totalLength,
             edge: edgeLayout(model).totalLength,
           },
+          timing: {
+            edgeComputeSeconds: edge.takeComputeSeconds(),
+            evaluationSeconds: report.evaluationSeconds,
+            consensusSeconds: ledger ? consensusMs / 1000 : 0,
+          },
         });
       },
     });
@@ -176,6 +225,22 @@ export async function runEdge(
     await server.close();
   }
   process.exit(0);
+}
+
+/** Start/stop of rounds; quarantine is a ledger decision the edge cannot make. */
+function gateAdmin(gate: RoundGate): AdminActions {
+  const ledgerOnly = (what: string) =>
+    Promise.resolve({
+      accepted: false,
+      message: `${what} is a ledger transaction signed with the admin key: ` +
+        "use `iomt-sfl ledger " + what + "` or the UI of `iomt-sfl run`",
+    });
+  return {
+    startRound: (request) => Promise.resolve(gate.start(request.rounds)),
+    stopRound: () => Promise.resolve(gate.stop()),
+    quarantine: () => ledgerOnly("quarantine"),
+    readmit: () => ledgerOnly("readmit"),
+  };
 }
 
 function parseListen(text: string): { hostname: string; port: number } {

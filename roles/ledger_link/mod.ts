@@ -3,3 +3,4 @@ export * from "./certified.ts";
 export * from "./ledger_aggregator.ts";
 export * from "./update_submitter.ts";
 export * from "./wiring.ts";
+export * from "./ledger_admin.ts";

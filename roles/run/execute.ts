@@ -10,7 +10,7 @@ import { describeData, type TrialSpec } from "../trial_spec.ts";
 import { writeReports } from "./report.ts";
 import { join } from "node:path";
 import { planAttack } from "../attack_plan.ts";
-import { formatTable, type TrialResult } from "./results.ts";
+import { formatTable, formatTiming, type TrialResult } from "./results.ts";
 import { runInProcess, runMultiProcess, trialModeOf } from "./run_trial.ts";
 import {
   PrivacyAuditHook,
@@ -34,6 +34,8 @@ export interface ExecuteRunOptions {
   logLevel: string;
   /** Keep serving the UI after the trial until SIGINT/SIGTERM. */
   keepUi: boolean;
+  /** Bearer token of the UI's admin actions; a random one (printed) when absent. */
+  adminToken?: string;
   /** Validator processes (n = 3f + 1). */
   validators: number;
   /** Loopback addresses for the validators and the edge. */
@@ -78,7 +80,7 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
       })),
     });
   }
-  const adminToken = crypto.randomUUID().replace(/-/g, "");
+  const adminToken = options.adminToken ?? crypto.randomUUID().replace(/-/g, "");
   const app = createApp(view, { version: VERSION, adminToken, metrics });
   const server = await serve({
     fetch: app.fetch,
@@ -88,6 +90,12 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
   });
   const uiUrl = `http://${options.listen.hostname}:${server.port}/`;
   process.stderr.write(`iomt-sfl run: web UI at ${uiUrl}\n`);
+  if (!options.adminToken) {
+    process.stderr.write(
+      `iomt-sfl run: admin token ${adminToken} (enter it in the UI to stop/start rounds or ` +
+        "quarantine a device)\n",
+    );
+  }
   log.info(
     `data: ${
       describeData(trial)
@@ -141,6 +149,8 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
     view.setStatus({ roundState: "idle" });
     const table = formatTable(results);
     process.stdout.write(`\n${table}\n\n`);
+    const timing = formatTiming(results);
+    if (timing) process.stdout.write(`where the time went (multi-process):\n${timing}\n\n`);
     const notes = [];
     if (options.experiment === "attacks") {
       const summary = formatAttackExperiment(results);

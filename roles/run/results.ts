@@ -31,6 +31,36 @@ export interface RoundRow {
   /** (ε, δ) spent per training row so far by the activation noise (split modes with noise). */
   epsilon?: number;
   delta?: number;
+  /** Multi-process trials: where the round's time went. */
+  timing?: RoundTiming;
+}
+
+/** One round's time by component. Device and edge compute are CPU-bound work on the shared
+ * cores; waits overlap, so the parts do not add up to the round's wall time. */
+export interface RoundTiming {
+  /** Sum over devices of their own forward/backward (or full-model) compute. */
+  deviceComputeSeconds: number;
+  /** The slowest device's compute: the round's critical path on the device side. */
+  deviceComputeSecondsMax: number;
+  /** The edge's server-side split steps (forward, loss, backward), serial at the edge. */
+  edgeComputeSeconds: number;
+  /** Sum over devices of time waiting for split-step replies beyond the edge's compute for
+   * them: HTTP on loopback, framing, and queueing behind other devices' steps. */
+  networkSeconds: number;
+  /** Sum over devices of certificate checks and update submission to the validators. */
+  ledgerSubmitSeconds: number;
+  /** The edge's round_close → certified round_result (validators score and agree). */
+  consensusSeconds: number;
+  /** The edge's threshold choice on validation and scoring of the test split. */
+  evaluationSeconds: number;
+}
+
+/** Largest peak resident set (VmHWM) per role over the trial, MiB. */
+export interface PeakMemory {
+  runMB: number;
+  edgeMB: number;
+  deviceMB: number;
+  validatorMB: number;
 }
 
 export interface LedgerSummary {
@@ -67,6 +97,8 @@ export interface TrialResult {
   privacyAudit?: AuditSummary;
   /** The trained detector (`iomt-sfl detect --model DIR`). */
   modelDir?: string;
+  /** Multi-process trials: peak memory per role. */
+  peakMemory?: PeakMemory;
 }
 
 export function rowOf(mode: TrialMode, report: RoundReport, participants: number): RoundRow {
@@ -114,6 +146,57 @@ export function roundDetailOf(row: RoundRow, startedAt: Date): RoundDetail {
     ...(row.blockHeight === undefined ? {} : { blockHeight: row.blockHeight }),
     confusion: { labels: ["normal", "attack"], matrix: row.confusion },
   };
+}
+
+/** Where each round's time went (multi-process trials), and peak memory per role. */
+export function formatTiming(results: readonly TrialResult[]): string {
+  const header = [
+    "mode",
+    "round",
+    "wall s",
+    "device cpu s (sum/max)",
+    "edge cpu s",
+    "net+queue s",
+    "ledger submit s",
+    "consensus s",
+    "eval s",
+  ];
+  const lines = [header];
+  for (const result of results) {
+    for (const r of result.rows) {
+      const t = r.timing;
+      if (!t) continue;
+      lines.push([
+        result.label ?? r.mode,
+        String(r.round + 1),
+        r.seconds.toFixed(1),
+        `${t.deviceComputeSeconds.toFixed(1)}/${t.deviceComputeSecondsMax.toFixed(1)}`,
+        t.edgeComputeSeconds.toFixed(1),
+        t.networkSeconds.toFixed(1),
+        t.ledgerSubmitSeconds.toFixed(1),
+        t.consensusSeconds.toFixed(1),
+        t.evaluationSeconds.toFixed(1),
+      ]);
+    }
+  }
+  if (lines.length === 1) return "";
+  const widths = header.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
+  const render = (l: string[]) =>
+    l.map((cell, c) => (c < 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ");
+  const out = [
+    render(lines[0]),
+    widths.map((w) => "-".repeat(w)).join("  "),
+    ...lines.slice(1).map(render),
+  ];
+  for (const result of results) {
+    const m = result.peakMemory;
+    if (!m) continue;
+    out.push(
+      `${result.label ?? result.mode} peak RSS (MiB): run ${m.runMB}, edge ${m.edgeMB}, ` +
+        `largest device ${m.deviceMB}, largest validator ${m.validatorMB}`,
+    );
+  }
+  return out.join("\n");
 }
 
 /** The paper-style table: one line per round and mode. */

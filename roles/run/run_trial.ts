@@ -15,6 +15,15 @@ import { parseEvent } from "../events.ts";
 import { startTensorflow } from "../ml_runtime.ts";
 import { modelConfigFor } from "../node_config.ts";
 import { saveTrialModel, serveTrialModel } from "../trial_model.ts";
+import { RoundGate } from "../edge/round_gate.ts";
+import { LedgerAdmin } from "../ledger_link/ledger_admin.ts";
+import { ledgerRoundsEnabled } from "../ledger_link/wiring.ts";
+import { readKeyFile } from "../../ledger/crypto/keyfile.ts";
+import { inProcessAdmin, multiProcessAdmin } from "./run_admin.ts";
+import { peakRssMBOfPid } from "./process_memory.ts";
+import type { DeviceRoundTiming } from "../device/device_node.ts";
+import type { ChildEvent } from "../events.ts";
+import { peakRssBytes } from "../../runtime/adapter.ts";
 import { Supervisor } from "../supervisor.ts";
 import { describeData, type TrialSpec } from "../trial_spec.ts";
 import { freePorts } from "./free_port.ts";
@@ -26,6 +35,7 @@ import {
   type LedgerSummary,
   roundDetailOf,
   type RoundRow,
+  type RoundTiming,
   rowOf,
   type TrialMode,
   type TrialResult,
@@ -82,7 +92,10 @@ export async function runInProcess(spec: TrialSpec, context: RunContext): Promis
   const rows: RoundRow[] = [];
   let roundStarted = new Date();
   progress.roundStarted(0);
+  const gate = new RoundGate((state) => context.view.setStatus({ roundState: state }));
+  context.view.setAdmin(inProcessAdmin(gate));
   const result = await trainRounds({
+    beforeRound: (round) => gate.beforeRound(round, (r) => log.info(waitingForStart(r))),
     options: {
       mode: spec.mode,
       rounds: spec.rounds,
@@ -109,6 +122,7 @@ export async function runInProcess(spec: TrialSpec, context: RunContext): Promis
     },
   });
   progress.finish();
+  context.view.setAdmin(undefined);
   const modelDir = join(context.outDir, mode, "model");
   await saveTrialModel(modelDir, {
     config: model,
@@ -207,12 +221,40 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     resolve,
   ) => (finished = resolve));
   const edgeReady = Promise.withResolvers<string>();
+  // Where each round's time went: the devices' and the edge's own accounts, joined at the end.
+  const deviceTimings = new Map<number, DeviceRoundTiming[]>();
+  const edgeTimings = new Map<number, EdgeRoundTiming>();
+  const peak = { edgeMB: 0, deviceMB: 0, validatorMB: 0 };
+  let edgeUrl: string | undefined;
+  const deadline = new PausableDeadline(
+    context.deadlineMs,
+    () => finished({ ok: false, error: `trial did not finish within ${context.deadlineMs} ms` }),
+  );
+  context.view.setAdmin(multiProcessAdmin(
+    () => edgeUrl,
+    context.adminToken,
+    ledgerRoundsEnabled(deployment.genesis)
+      ? new LedgerAdmin(deployment.genesis, await readKeyFile(deployment.adminKey))
+      : null,
+  ));
   const edge = spawnRole("edge", "edge-0", (line) => {
     const event = parseEvent(line);
     if (!event) return;
-    if (event.event === "ready") edgeReady.resolve(event.url ?? "");
+    if (event.event === "ready") {
+      edgeUrl = event.url;
+      edgeReady.resolve(event.url ?? "");
+    }
+    if (event.event === "rounds") {
+      context.view.setStatus({ roundState: event.state });
+      // A trial an operator paused is not late: the deadline counts running time only.
+      if (event.state === "paused") deadline.pause();
+      if (event.state === "running") deadline.resume();
+      if (event.state === "paused") log.info(waitingForStart(rows.length));
+    }
     if (event.event === "round") {
       const row = withEpsilon(rowOf(mode, event.report, spec.devices), spec);
+      if (event.timing) edgeTimings.set(event.report.round, event.timing);
+      peak.edgeMB = Math.max(peak.edgeMB, event.report.peakRssMB);
       if (event.ledger) {
         row.blockHeight = event.ledger.height;
         row.commitLatencyMs = event.ledger.consensusMs;
@@ -237,8 +279,10 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
   );
 
   const validators = deployment.genesis.validators.map((v) => ({ id: v.id, url: v.endpoint! }));
+  const validatorChildren: ReturnType<typeof spawnRole>[] = [];
   for (const v of validators) {
     const child = spawnRole("validator", v.id, () => {});
+    validatorChildren.push(child);
     void child.exited.then((code) => {
       if (code !== 0 && code !== 143 && code !== 130) {
         log.warn(`${v.id} exited with code ${code}; see ${join(logsDir, `${v.id}.log`)}`);
@@ -252,10 +296,7 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     context.view.blocks({ limit: 1 }).length === 0,
   );
 
-  const deadline = setTimeout(
-    () => finished({ ok: false, error: `trial did not finish within ${context.deadlineMs} ms` }),
-    context.deadlineMs,
-  );
+  deadline.resume();
   try {
     await waitForValidators(validators, 60_000);
     log.info(`${validators.length} validators up: ${validators.map((v) => v.url).join(" ")}`);
@@ -277,6 +318,12 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
       spawnRole("device", id, (line) => {
         const event = parseEvent(line);
         if (event?.event === "device-round") {
+          if (event.timing) {
+            const list = deviceTimings.get(event.round) ?? [];
+            list.push(event.timing);
+            deviceTimings.set(event.round, list);
+            peak.deviceMB = Math.max(peak.deviceMB, event.timing.peakRssMB ?? 0);
+          }
           progress.deviceDone(event.id, event.round, event.steps, event.seconds);
           publishDevice(context.view, event.id, new Date());
         }
@@ -285,7 +332,11 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     const outcome = await done;
     if (!outcome.ok) throw new Error(outcome.error);
   } finally {
-    clearTimeout(deadline);
+    deadline.pause();
+    context.view.setAdmin(undefined);
+    for (const child of validatorChildren) {
+      peak.validatorMB = Math.max(peak.validatorMB, peakRssMBOfPid(child.current().pid) ?? 0);
+    }
     progress.finish();
     await mirror.stop();
     await supervisor.stopAll();
@@ -300,6 +351,10 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
   }
   const modelDir = join(dir, "model");
   cpSync(edgeModelDir, modelDir, { recursive: true });
+  for (const row of rows) {
+    const edgeTiming = edgeTimings.get(row.round);
+    if (edgeTiming) row.timing = roundTiming(edgeTiming, deviceTimings.get(row.round) ?? []);
+  }
   await publishModel(context.view, modelDir);
   const wallSeconds = (performance.now() - started) / 1000;
   return {
@@ -307,6 +362,7 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     rows,
     wallSeconds,
     modelDir,
+    peakMemory: { runMB: Math.round(peakRssBytes() / 2 ** 20), ...peak },
     ledger: ledgerSummary(mirror, wallSeconds, rows),
     ...(spec.attack ? { attack: attackSummary(spec, rows) } : {}),
   };
@@ -383,6 +439,51 @@ function publishDevice(view: MemoryView, id: string, lastSeen: Date | undefined)
     updatesAccepted: (known?.updatesAccepted ?? 0) + (lastSeen ? 1 : 0),
     updatesRejected: known?.updatesRejected ?? 0,
   });
+}
+
+type EdgeRoundTiming = NonNullable<Extract<ChildEvent, { event: "round" }>["timing"]>;
+
+function roundTiming(edge: EdgeRoundTiming, devices: readonly DeviceRoundTiming[]): RoundTiming {
+  const sum = (f: (t: DeviceRoundTiming) => number) => devices.reduce((s, t) => s + f(t), 0);
+  const waited = sum((t) => t.edgeWaitSeconds);
+  return {
+    deviceComputeSeconds: sum((t) => t.computeSeconds),
+    deviceComputeSecondsMax: Math.max(0, ...devices.map((t) => t.computeSeconds)),
+    edgeComputeSeconds: edge.edgeComputeSeconds,
+    networkSeconds: Math.max(0, waited - edge.edgeComputeSeconds),
+    ledgerSubmitSeconds: sum((t) => t.ledgerSeconds),
+    consensusSeconds: edge.consensusSeconds,
+    evaluationSeconds: edge.evaluationSeconds,
+  };
+}
+
+function waitingForStart(round: number): string {
+  return `round ${round + 1} waits for an operator's start (web UI, or POST ` +
+    "/api/v1/admin/rounds/start with the admin token)";
+}
+
+/** A bound on running time that an operator's pause suspends. */
+class PausableDeadline {
+  #remainingMs: number;
+  #armedAt = 0;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(totalMs: number, readonly onExpired: () => void) {
+    this.#remainingMs = totalMs;
+  }
+
+  resume(): void {
+    if (this.#timer !== null) return;
+    this.#armedAt = performance.now();
+    this.#timer = setTimeout(this.onExpired, Math.max(0, this.#remainingMs));
+  }
+
+  pause(): void {
+    if (this.#timer === null) return;
+    clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#remainingMs -= performance.now() - this.#armedAt;
+  }
 }
 
 function summary(row: RoundRow): string {

@@ -71,6 +71,8 @@ export interface UpdateAppOptions {
 const RECORDS_KEPT_MAX = 256;
 const RESULT_ATTEMPTS_MAX = 10;
 const LOG_LINES_PER_ROUND_MAX = 64;
+/** Admin status changes waiting for a round result (or the first round); far above any need. */
+const PENDING_ADMIN_MAX = 1024;
 
 export interface CommittedRound {
   round: number;
@@ -98,6 +100,8 @@ export class UpdateApp {
   #processedHeight = 0;
   /** Round closed on the chain whose result is not committed yet. */
   #closedRound: number | null = null;
+  /** Admin status changes committed while a round awaits its result (applied after it). */
+  readonly #pendingAdmin: { type: "quarantine" | "readmit"; deviceId: string }[] = [];
   #edgeModelHash: string | null = null;
   readonly #evaluations = new Map<number, Promise<RoundEvaluation | null>>();
   readonly #records: CommittedRound[] = [];
@@ -357,10 +361,19 @@ export class UpdateApp {
         case "round_result":
           await this.#roundResult(tx.body as RoundResultBody, height, block.header.time_ms);
           break;
+        case "quarantine":
         case "readmit": {
           const target = this.ctx.keys.get((tx.body as { target: string }).target);
-          const verdict = target && this.#ledger ? this.#ledger.readmit(target.id) : null;
-          this.#log.info(`readmit ${target?.id ?? "unknown"}`, { ok: verdict?.ok ?? false });
+          if (!target) break; // the chain rules admit only genesis devices and edges
+          const change = { type: tx.type, deviceId: target.id } as const;
+          // Between round_close and round_result every validator builds the round's record from
+          // the state at close; a status change committed in that window waits for the result
+          // (before the first round_open, for the ledger state that round creates).
+          if (this.#closedRound !== null || !this.#ledger) {
+            if (this.#pendingAdmin.length < PENDING_ADMIN_MAX) this.#pendingAdmin.push(change);
+            else this.#log.warn(`${tx.type} ${target.id} dropped: ${PENDING_ADMIN_MAX} pending`);
+            this.#log.info(`${tx.type} ${target.id} waits for the next round boundary`);
+          } else this.#adminChange(change);
           break;
         }
         default:
@@ -369,6 +382,19 @@ export class UpdateApp {
     }
     this.#processedHeight = height;
     for (const w of this.#waiters) if (w.height <= height) w.resolve();
+  }
+
+  /** An admin's quarantine or readmit; refused (logged) when the device's status does not allow
+   * it, the same on every validator. */
+  #adminChange(change: { type: "quarantine" | "readmit"; deviceId: string }): void {
+    if (!this.#ledger) throw new Error(`${change.type} ${change.deviceId}: no ledger state yet`);
+    const verdict = change.type === "quarantine"
+      ? this.#ledger.quarantine(change.deviceId)
+      : this.#ledger.readmit(change.deviceId);
+    this.#log.info(`${change.type} ${change.deviceId}`, {
+      ok: verdict.ok,
+      ...(verdict.ok ? {} : { reason: verdict.reason }),
+    });
   }
 
   async #roundOpen(body: RoundOpenBody): Promise<void> {
@@ -391,6 +417,7 @@ export class UpdateApp {
       };
       this.#ledger = UpdateLedger.fromGenesis(appGenesis);
     }
+    for (const change of this.#pendingAdmin.splice(0)) this.#adminChange(change);
     this.#ledger.openRound(body.round, weights);
     const edge = body.meta?.edge_model_sha256;
     this.#edgeModelHash = typeof edge === "string" ? edge : null;
@@ -434,6 +461,7 @@ export class UpdateApp {
     const { globalWeights, globalModelHash, stateRoot } = this.#ledger.commit(record);
     await this.#options.store.putBlob(encodeWeights(globalWeights), globalModelHash);
     this.#closedRound = null;
+    for (const change of this.#pendingAdmin.splice(0)) this.#adminChange(change);
     this.#evaluations.delete(body.round);
     if (this.#records.length >= RECORDS_KEPT_MAX) this.#records.shift();
     this.#records.push({ round: body.round, height, timeMs, record });

@@ -72,3 +72,35 @@ export async function loopbackNamespaceAvailable(): Promise<boolean> {
   }
   return ok;
 }
+
+/** Reads stderr lines until one matches; bounded. */
+export async function waitForLine(
+  lines: AsyncIterator<string>,
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<RegExpExecArray> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const next = await Promise.race([
+      lines.next(),
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), deadline - Date.now())),
+    ]);
+    if (!next || next.done) break;
+    const match = pattern.exec(next.value);
+    if (match) return match;
+  }
+  throw new Error(`no stderr line matched ${pattern} within ${timeoutMs} ms`);
+}
+
+export async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffered = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let newline;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      yield buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+    }
+  }
+}

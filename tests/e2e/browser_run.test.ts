@@ -8,43 +8,11 @@ import { tmpdir } from "node:os";
 import { chromium } from "playwright-core";
 import { assert, assertEquals } from "../assert.ts";
 import { CHROMIUM, CHROMIUM_ARGS, unreachedByTab } from "../web/browser_checks.ts";
-import { requireBinary } from "./binary.ts";
+import { linesOf, requireBinary, waitForLine } from "./binary.ts";
 
 const ARTIFACTS = "test-artifacts/e2e";
 const haveChromium = existsSync(CHROMIUM);
 const inCi = Deno.env.get("CI") === "true";
-
-/** Reads stderr lines until one matches; bounded. */
-async function waitForLine(
-  lines: AsyncIterator<string>,
-  pattern: RegExp,
-  timeoutMs: number,
-): Promise<RegExpExecArray> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const next = await Promise.race([
-      lines.next(),
-      new Promise<null>((resolve) => setTimeout(() => resolve(null), deadline - Date.now())),
-    ]);
-    if (!next || next.done) break;
-    const match = pattern.exec(next.value);
-    if (match) return match;
-  }
-  throw new Error(`no stderr line matched ${pattern} within ${timeoutMs} ms`);
-}
-
-async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buffered = "";
-  const decoder = new TextDecoder();
-  for await (const chunk of stream) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let newline;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-    }
-  }
-}
 
 Deno.test({
   name:

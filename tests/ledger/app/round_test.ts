@@ -229,6 +229,39 @@ Deno.test("a rejection on probation quarantines again; admin readmission skips t
   assert.equal(admin.ledger.readmit("stranger").ok, false);
 });
 
+Deno.test("an admin quarantine holds until readmitted: never served out, no penalty", () => {
+  const { rng, global: g0, direction, ids, ledger } = setup(3, 6, { quarantineRounds: 1 });
+  const target = ids[2];
+  assert.deepEqual(ledger.quarantine(target), { ok: true });
+  assert.equal(ledger.quarantine(target).ok, false, "already quarantined");
+  assert.equal(ledger.quarantine("stranger").ok, false);
+  const reputationBefore = ledger.state.devices[target].alphaMicro;
+  let global = g0;
+  const records: RoundRecord[] = [];
+  for (let round = 1; round <= 4; round++) {
+    if (round > 1) ledger.openRound(round, global);
+    if (round === 4) assert.deepEqual(ledger.readmit(target), { ok: true });
+    for (const id of ids) {
+      const s = submission(id, round, honestUpdate(rng, global, direction));
+      ledger.submitUpdate(s.tx, s.blob);
+    }
+    const record = ledger.propose(null);
+    records.push(record);
+    global = ledger.commit(record).globalWeights;
+  }
+  for (const record of records.slice(0, 3)) {
+    assert.deepEqual(
+      record.admissionRejections.filter((r) => r.deviceId === target).map((r) => r.reason),
+      ["quarantined"],
+    );
+    assert.equal(record.updates.some((u) => u.deviceId === target), false);
+    assert.equal(record.events.some((e) => e.deviceId === target), false, "no automatic probation");
+  }
+  assert.equal(records[3].updates.find((u) => u.deviceId === target)!.accepted, true);
+  assert.equal(ledger.state.devices[target].status, "probation");
+  assert.equal(ledger.state.devices[target].alphaMicro > reputationBefore, true);
+});
+
 function evaluationFor(record: RoundRecord, loss: (id: string) => number): RoundEvaluation {
   return {
     global: { lossMicro: 1_000_000, accuracyMicro: 800_000 },
