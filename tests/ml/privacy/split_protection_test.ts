@@ -3,7 +3,7 @@
 // plus NoPeek), and the round loop reports the ε the accountant gives for rounds × epochs.
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../../assert.ts";
-import { defaultModelConfig } from "../../../ml/model/config.ts";
+import { defaultModelConfig, validateModelConfig } from "../../../ml/model/config.ts";
 import { deriveSeed } from "../../../ml/model/random.ts";
 import {
   deviceForward,
@@ -249,4 +249,29 @@ Deno.test("trainRounds with noise: per-round ε grows with rounds × epochs; fed
   assert(eps[1] > eps[0]);
   const fedavg = await trainRounds({ ...input, options: { ...common, mode: "fedavg" } });
   assertEquals(fedavg.rounds.map((r) => r.privacy), [null, null]);
+});
+
+Deno.test("activationClipNorm in the model config: deviceForward clips (evaluation and detection see what training saw)", () => {
+  const clipped = { ...config, activationClipNorm: 0.05 };
+  const params = new ParamSet(deviceLayout(config), device0);
+  const x = tf.tensor2d(batch.features, [batch.rows, config.features]);
+  const [plain, clip] = [config, clipped].map((c) =>
+    tf.tidy(() => deviceForward(c, params.tensors, x).dataSync() as Float32Array)
+  );
+  const plainNorms = rowNorms(plain, batch.rows);
+  const clipNorms = rowNorms(clip, batch.rows);
+  assert(plainNorms.every((n) => n > 0.05), "test needs rows above the clip norm");
+  for (const n of clipNorms) assertAlmostEquals(n, 0.05, 1e-6);
+  // The same as the protection's clipping, so a protected device and its model agree.
+  const viaProtection = tf.tidy(() =>
+    createProtection({ clipNorm: 0.05, seed: 0 }).differentiable(
+      deviceForward(config, params.tensors, x),
+    ).dataSync() as Float32Array
+  );
+  assert(maxAbsDiff(viaProtection, clip) < 1e-7);
+  for (const bad of [0, -1, Number.NaN, Infinity]) {
+    assertThrows(() => validateModelConfig({ ...config, activationClipNorm: bad }));
+  }
+  tf.dispose(x);
+  params.dispose();
 });
