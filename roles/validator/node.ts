@@ -394,6 +394,13 @@ export class ValidatorNode {
       if (message.kind === "pre-prepare" && !this.#proposedAtMs.has(message.height)) {
         this.#proposedAtMs.set(message.height, this.#now());
       }
+      if (message.kind === "pre-prepare") {
+        // The proposer has these requests: never forward them to it.
+        for (const id of message.requestIds) {
+          const entry = this.#mempool.get(requestKeyOf(id));
+          if (entry) entry.forwardedTo = message.replica;
+        }
+      }
       // Payloads in pre-prepares (also inside view changes) may be parents of later proposals.
       for (const inner of [message, ...embeddedSignedMessages(message)]) {
         if (inner.kind === "pre-prepare") {
@@ -498,7 +505,11 @@ export class ValidatorNode {
     values: readonly unknown[],
     options: { forwarded?: boolean } = {},
   ): Promise<SubmitResult[]> {
-    const checked = values.map((value) => this.#precheck(value));
+    const checked = values.map((value) =>
+      options.forwarded
+        ? this.#forwardedKnown(value) ?? this.#precheck(value)
+        : this.#precheck(value)
+    );
     const verdicts = await Promise.all(checked.map(async (c) => {
       if ("ok" in c) return c;
       try {
@@ -584,6 +595,23 @@ export class ValidatorNode {
   }
 
   /** The checks before the signature: shape, duplicate, conflict, replay. */
+  /**
+   * A tx a peer forwarded that this replica already holds (same sender and nonce pending) or
+   * whose nonce is already committed: answered without encoding, hashing or verifying it again.
+   * The peer learns nothing it relies on from the answer (forwarding is fire-and-forget).
+   */
+  #forwardedKnown(value: unknown): SubmitResult | null {
+    if (value === null || typeof value !== "object") return null;
+    const { from, nonce } = value as { from?: unknown; nonce?: unknown };
+    if (typeof from !== "string" || !Number.isSafeInteger(nonce)) return null;
+    const pending = this.#mempool.get(requestKeyOf({ clientId: from, nonce: nonce as number }));
+    if (pending) return { ok: true, id: pending.id, duplicate: true };
+    if ((nonce as number) <= this.app.committedNonce(from)) {
+      return { ok: false, status: 409, code: "replay", message: `nonce ${nonce} is committed` };
+    }
+    return null;
+  }
+
   #precheck(value: unknown): SubmitResult | { tx: Tx; id: string; key: string } {
     let tx: Tx;
     try {
