@@ -18,6 +18,7 @@ import type { Detection, Flow } from "../web/api_schemas.ts";
 import { type ModelDownload, ViewError } from "../web/node_view.ts";
 import type { Detector } from "../web/memory_view.ts";
 import type { TrialSpec } from "./trial_spec.ts";
+import { protectionRecord, releasesPerRow } from "../ml/privacy/settings.ts";
 import { readFile } from "node:fs/promises";
 
 /** Flows per detect request are bounded by the API schema; this bounds one predictor call. */
@@ -58,6 +59,11 @@ export async function saveTrialModel(dir: string, input: TrialModelInput): Promi
         seed: trial.seed,
         partition: trial.partition,
         labelMode: trial.labelMode,
+        // The devices' activation protection and the ε per row it cost up to this round.
+        protection: protectionRecord(
+          trial.mode === "fedavg" ? undefined : trial.protection,
+          releasesPerRow(report.round + 1, trial.localEpochs),
+        ),
       },
     },
   });
