@@ -179,3 +179,28 @@ export function describeProtection(s: ProtectionSettings | null | undefined): st
   if ((s.nopeekWeight ?? 0) > 0) parts.push(`NoPeek α=${s.nopeekWeight}`);
   return parts.length ? parts.join(" + ") : "none";
 }
+
+/** What a model artifact's metadata records about the protection its training used. */
+export interface ProtectionRecord {
+  name: string;
+  settings: ProtectionSettings;
+  /** ε per training row spent by the training that produced the model; null without noise. */
+  epsilon: number | null;
+  delta: number;
+  releasesPerRow: number;
+}
+
+export function protectionRecord(
+  s: ProtectionSettings | null | undefined,
+  releases: number,
+): ProtectionRecord | null {
+  if (!s) return null;
+  const spent = epsilonSpent(s, releases);
+  return {
+    name: describeProtection(s),
+    settings: s,
+    epsilon: spent?.epsilon ?? null,
+    delta: s.delta,
+    releasesPerRow: releases,
+  };
+}
