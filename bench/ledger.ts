@@ -25,6 +25,10 @@ const WINDOW_MS = Number(process.env.BENCH_LEDGER_WINDOW_MS ?? 8_000);
 const WARMUP_MS = 1_500;
 const SENDERS = 256;
 const POST_TXS_MAX = 500;
+/** >0: open loop at this many tx/s (latency at a load below capacity); 0: closed loop (capacity). */
+const OFFERED_TPS = Number(process.env.BENCH_LEDGER_OFFERED_TPS ?? 0);
+const OPEN_LOOP_TICK_MS = 10;
+const POSTS_IN_FLIGHT_MAX = 16;
 
 interface Row {
   blockSize: number;
@@ -97,7 +101,11 @@ async function runOne(blockSize: number): Promise<Row> {
     const watcher = (primary + 1) % 4;
     // Enough pre-signed txs for the window at up to ~8k tx/s, fewer for tiny blocks.
     const outstandingMax = Math.min(8_000, Math.max(200, blockSize * 8));
-    const txs = await presign(cluster, Math.min(80_000, Math.max(4_000, blockSize * 60)));
+    const openLoopTxs = Math.ceil((OFFERED_TPS * (WARMUP_MS + WINDOW_MS + 1_000)) / 1000);
+    const txs = await presign(
+      cluster,
+      Math.min(80_000, Math.max(4_000, blockSize * 60, openLoopTxs)),
+    );
     const submittedAt = new Map<string, number>();
     const committedAt = new Map<string, number>();
     let next = 0;
@@ -128,35 +136,60 @@ async function runOne(blockSize: number): Promise<Row> {
       }
     })();
 
-    const submit = (async () => {
-      while (!stop && next < txs.length) {
-        const outstanding = submittedAt.size - committedCount;
-        if (outstanding >= outstandingMax) {
-          await new Promise((resolve) => setTimeout(resolve, 1));
-          continue;
+    const post = async (batch: Tx[]) => {
+      const at = performance.now();
+      for (const tx of batch) submittedAt.set(`${tx.from}:${tx.nonce}`, at);
+      // To every replica, as PBFT clients do: a view change then loses no request, and each
+      // replica checks every signature once, at admission.
+      const body = JSON.stringify({ txs: batch });
+      await Promise.all(cluster.endpoints.map(async (endpoint, i) => {
+        const response = await fetch(`${endpoint}/v1/tx`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+        });
+        if (response.status !== 202 && i === primary) {
+          throw new Error(
+            `primary refused a batch: HTTP ${response.status} ${await response.text()}`,
+          );
         }
-        const batch = txs.slice(next, next + Math.min(POST_TXS_MAX, outstandingMax - outstanding));
-        next += batch.length;
-        const at = performance.now();
-        for (const tx of batch) submittedAt.set(`${tx.from}:${tx.nonce}`, at);
-        // To every replica, as PBFT clients do: a view change then loses no request, and the
-        // signature each backup checks at admission is remembered for the block it validates.
-        const body = JSON.stringify({ txs: batch });
-        await Promise.all(cluster.endpoints.map(async (endpoint, i) => {
-          const response = await fetch(`${endpoint}/v1/tx`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body,
-          });
-          if (response.status !== 202 && i === primary) {
-            throw new Error(
-              `primary refused a batch: HTTP ${response.status} ${await response.text()}`,
-            );
+        await response.body?.cancel();
+      }));
+    };
+    const submit = OFFERED_TPS > 0
+      ? (async () => {
+        // Open loop: OFFERED_TPS whatever the cluster does (at most POSTS_IN_FLIGHT_MAX POSTs
+        // outstanding), so latency is the cluster's at that load, not a client queue's.
+        const startedMs = performance.now();
+        const inFlight = new Set<Promise<void>>();
+        while (!stop && next < txs.length) {
+          const due = Math.floor(((performance.now() - startedMs) / 1000) * OFFERED_TPS);
+          const count = Math.min(POST_TXS_MAX, due - next, txs.length - next);
+          if (count > 0 && inFlight.size < POSTS_IN_FLIGHT_MAX) {
+            const batch = txs.slice(next, next + count);
+            next += count;
+            const request = post(batch).finally(() => inFlight.delete(request));
+            inFlight.add(request);
           }
-          await response.body?.cancel();
-        }));
-      }
-    })();
+          await new Promise((resolve) => setTimeout(resolve, OPEN_LOOP_TICK_MS));
+        }
+        await Promise.all(inFlight);
+      })()
+      : (async () => {
+        while (!stop && next < txs.length) {
+          const outstanding = submittedAt.size - committedCount;
+          if (outstanding >= outstandingMax) {
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            continue;
+          }
+          const batch = txs.slice(
+            next,
+            next + Math.min(POST_TXS_MAX, outstandingMax - outstanding),
+          );
+          next += batch.length;
+          await post(batch);
+        }
+      })();
 
     const started = performance.now();
     await new Promise((resolve) => setTimeout(resolve, WARMUP_MS));
@@ -208,9 +241,11 @@ export async function benchLedger(): Promise<void> {
   for (const size of BLOCK_SIZES) rows.push(await runOne(size));
   console.log(`machine: ${await machineLine()}`);
   console.log(
-    `command: deno run --allow-all bench/main.ts ledger   (4 validator processes of dist/iomt-sfl, ${
+    `command: deno run --allow-all bench/main.ts ledger   (4 validator processes of ${BINARY}, ${
       WINDOW_MS / 1000
-    } s window per row)`,
+    } s window per row, ${
+      OFFERED_TPS > 0 ? `open loop at ${OFFERED_TPS} tx/s offered` : "closed loop"
+    })`,
   );
   console.log(
     "| max txs/block | committed tx/s | mean txs/block | blocks | latency p50 | latency p99 | " +
