@@ -297,7 +297,9 @@ export async function verifyTxAuth(ctx: ChainContext, tx: Tx, path = "tx"): Prom
   // A sealed tx is frozen: a signature this process verified with this same key stands (the key
   // is compared, not the genesis object: the store and the validator hold their own contexts).
   if (memo?.verifiedWith && bytesEqual(memo.verifiedWith, sender.publicKey)) return;
-  const ok = await verify(sender.publicKey, fromHex(tx.sig), txSigningBytes(tx));
+  const ok = await verify(sender.publicKey, fromHex(tx.sig), txSigningBytes(tx), {
+    memo: memo === undefined,
+  });
   if (!ok) fail("bad_signature", `${path}: signature of ${sender.id} does not verify`);
   if (memo) memo.verifiedWith = sender.publicKey;
 }

@@ -97,9 +97,13 @@ export async function verify(
   publicKey: Uint8Array,
   signature: Uint8Array,
   message: Uint8Array,
+  options: { memo?: boolean } = {},
 ): Promise<boolean> {
   if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false;
-  const cacheKey = verifiedCacheMax > 0 ? verifiedKey(publicKey, signature, message) : "";
+  // memo: false when the caller remembers the verdict itself (sealed txs): no memo key to hash.
+  const cacheKey = verifiedCacheMax > 0 && options.memo !== false
+    ? verifiedKey(publicKey, signature, message)
+    : "";
   if (cacheKey !== "" && verified.has(cacheKey)) return true;
   try {
     const key = await verifyKey(publicKey);
