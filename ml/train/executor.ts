@@ -15,6 +15,9 @@ import {
 export interface DeviceExecutor {
   /** Runs independent local tasks; results in task order. */
   run(tasks: readonly LocalTask[]): Promise<LocalResult[]>;
+  /** True when it runs splitfed-v2 tasks: devices in turn against one server-side model, every
+   * result carrying that model's final weights as `edge` (the networked edge does). */
+  readonly sharedEdge?: boolean;
   close(): Promise<void>;
 }
 

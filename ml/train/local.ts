@@ -32,7 +32,9 @@ export interface LocalTrainOptions {
 /** Sees every device's releases (the privacy experiment's capture of what the edge received). */
 export type ReleaseObserver = (deviceIndex: number, release: Release) => void;
 
-export type LocalMode = "splitfed-v1" | "fedavg";
+/** splitfed-v2 tasks run in turn against one server-side model: only an executor with
+ * `sharedEdge` (the edge node) takes them; in process, the round loop runs v2 itself. */
+export type LocalMode = "splitfed-v1" | "splitfed-v2" | "fedavg";
 
 export interface LocalTask {
   deviceIndex: number;
@@ -171,6 +173,9 @@ export function runLocalTask(
   observe?: ReleaseObserver,
 ): LocalResult {
   const name = `device ${task.deviceIndex}`;
+  if (task.mode === "splitfed-v2") {
+    throw new Error("runLocalTask: splitfed-v2 tasks share one server-side model (round loop)");
+  }
   if (task.mode === "splitfed-v1") {
     const device = new DeviceSide(config, task.device, {
       learningRate: options.learningRate,

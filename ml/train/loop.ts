@@ -174,7 +174,7 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
       describeModel(config)
     }`,
   );
-  const executor = input.executor ??
+  const executor: DeviceExecutor = input.executor ??
     new InProcessExecutor(config, partitions, local, input.observeReleases);
   const aggregate = input.aggregate ?? fedAvgAggregator;
   let model = input.initial ?? initialModel(config, options.seed);
@@ -204,6 +204,24 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
           samples += r.samples;
         }
         model = await aggregate(results, round, model);
+      } else if (options.mode === "splitfed-v2" && executor.sharedEdge) {
+        // Networked: the edge runs the devices in turn against its one server-side model.
+        const tasks = partitions.map((_, deviceIndex) => ({
+          deviceIndex,
+          round,
+          mode: "splitfed-v2" as const,
+          device: model.device,
+          edge: model.edge,
+        }));
+        const results = await executor.run(tasks);
+        for (const r of results) {
+          lossSum += r.lossMean * r.steps;
+          steps += r.steps;
+          samples += r.samples;
+        }
+        const shared = results[0]?.edge ?? model.edge;
+        model = await aggregate(results, round, model);
+        model = { device: model.device, edge: shared }; // one server-side model: not averaged
       } else if (options.mode === "splitfed-v2") {
         const r = trainSplitFedV2Round(
           config,

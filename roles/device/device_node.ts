@@ -122,7 +122,7 @@ export class DeviceNode {
     this.#timing.ledgerSeconds += (performance.now() - ledgerStarted) / 1000;
     const device = await this.#fetchModel(work.deviceModelSha256, signal);
     let result: { weights: Float32Array; edge?: Float32Array; steps: number; lossSum: number };
-    if (work.mode === "splitfed-v1") {
+    if (work.mode !== "fedavg") {
       result = await this.#trainSplit(work, device, signal);
     } else {
       const edge = await this.#fetchModel(work.edgeModelSha256, signal);
@@ -177,12 +177,12 @@ export class DeviceNode {
     );
     // ε per row after this round, as if every earlier round had been trained here too (a device
     // that missed rounds has spent less).
-    const spent = work.mode === "splitfed-v1"
+    const spent = work.mode !== "fedavg"
       ? epsilonSpent(this.options.protection, releasesPerRow(work.round + 1, work.epochs))
       : null;
     this.#log.info(`round ${work.round} done`, {
       mode: work.mode,
-      ...(this.options.protection && work.mode === "splitfed-v1"
+      ...(this.options.protection && work.mode !== "fedavg"
         ? { protection: describeProtection(this.options.protection) }
         : {}),
       ...(spent ? { epsilon: spent.epsilon.toFixed(3), delta: spent.delta } : {}),

@@ -7,6 +7,7 @@ import { EdgeSide } from "../../ml/train/split_step.ts";
 import { FRAME_HEADER_BYTES_MIN, FRAME_MAGIC } from "../../ml/wire/frame.ts";
 import { encodeWeights, modelHash } from "../../ledger/app/blob.ts";
 import { logger } from "../../util/log.ts";
+import { deriveSeed, permutation } from "../../ml/model/random.ts";
 import { type WorkItem, WorkQueue, type WorkResult } from "./work_queue.ts";
 
 const log = logger("edge");
@@ -23,6 +24,8 @@ const MODEL_BLOBS_MAX = 4;
 
 export class EdgeNode implements DeviceExecutor {
   readonly queue: WorkQueue;
+  /** Runs splitfed-v2 rounds: devices in turn against one server-side model. */
+  readonly sharedEdge = true;
   /** SplitFed v1: one server-side copy per device, alive while its task runs. */
   readonly #copies = new Map<
     string,
@@ -60,6 +63,12 @@ export class EdgeNode implements DeviceExecutor {
   /** DeviceExecutor: hand tasks to the devices and wait for results (bounded by the policy). */
   async run(tasks: readonly LocalTask[]): Promise<LocalResult[]> {
     if (tasks.length === 0) return [];
+    if (tasks.some((t) => t.mode === "splitfed-v2")) {
+      if (!tasks.every((t) => t.mode === "splitfed-v2")) {
+        throw new Error("edge: a round mixes splitfed-v2 with other modes");
+      }
+      return await this.#runInTurn(tasks);
+    }
     const round = tasks[0].round;
     const deviceHash = this.publish(tasks[0].device);
     const edgeHash = this.publish(tasks[0].edge);
@@ -149,6 +158,93 @@ export class EdgeNode implements DeviceExecutor {
     }
     this.#dropCopies();
     return out;
+  }
+
+  /**
+   * SplitFed v2: one server-side model; devices take turns in the seeded order the in-process
+   * loop uses, each running all its local epochs before the next one starts. A device that does
+   * not finish within the round's remaining time is skipped (steps it took stay in the shared
+   * model, as they would in process); the round needs `minDevices` finished devices.
+   */
+  async #runInTurn(tasks: readonly LocalTask[]): Promise<LocalResult[]> {
+    const round = tasks[0].round;
+    const deviceHash = this.publish(tasks[0].device);
+    const edgeHash = this.publish(tasks[0].edge);
+    const shared = new EdgeSide(this.config, tasks[0].edge, {
+      learningRate: this.local.learningRate,
+      name: "shared server-side model",
+    });
+    const deadline = performance.now() + this.policy.roundTimeoutMs;
+    const finished: { task: LocalTask; result: WorkResult; lossSum: number; steps: number }[] = [];
+    const missing: string[] = [];
+    try {
+      const order = permutation(tasks.length, deriveSeed(this.local.seed, round, 0x5f2));
+      for (const [turn, index] of order.entries()) {
+        const task = tasks[index];
+        const deviceId = this.deviceIds[task.deviceIndex];
+        if (!deviceId) throw new Error(`edge: no device for index ${task.deviceIndex}`);
+        const taskId = `r${round}-${task.deviceIndex}-${++this.#taskCounter}`;
+        this.#copies.set(deviceId, {
+          side: shared,
+          taskId,
+          round,
+          nextStep: 0,
+          lossSum: 0,
+        });
+        const remainingMs = Math.max(0, deadline - performance.now());
+        log.info(`round ${round}: ${deviceId}'s turn (${turn + 1}/${tasks.length})`, {
+          waitMs: Math.round(remainingMs),
+        });
+        const offered = this.queue.offer(deviceId, {
+          taskId,
+          round,
+          mode: "splitfed-v2",
+          epochs: this.local.epochs,
+          batchSize: this.local.batchSize,
+          learningRate: this.local.learningRate,
+          seed: this.local.seed,
+          deviceModelSha256: deviceHash,
+          edgeModelSha256: edgeHash,
+        });
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const result = await Promise.race([
+          offered,
+          new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), remainingMs)),
+        ]);
+        clearTimeout(timer);
+        const copy = this.#copies.get(deviceId)!;
+        this.#copies.delete(deviceId);
+        if (!result) {
+          this.queue.cancel(deviceId, taskId);
+          missing.push(deviceId);
+          log.warn(`round ${round}: ${deviceId} did not finish its turn in time; skipped`);
+          continue;
+        }
+        finished.push({ task, result, lossSum: copy.lossSum, steps: copy.nextStep });
+      }
+      if (finished.length < this.policy.minDevices) {
+        throw new Error(
+          `round ${round}: only ${finished.length} of ${tasks.length} devices finished their turn ` +
+            `within ${this.policy.roundTimeoutMs} ms (minimum ${this.policy.minDevices}); ` +
+            `missing: ${missing.join(", ")}`,
+        );
+      }
+      const edge = shared.read();
+      return finished
+        .sort((a, b) => a.task.deviceIndex - b.task.deviceIndex)
+        .map(({ task, result, lossSum, steps }) => ({
+          deviceIndex: task.deviceIndex,
+          round,
+          device: result.device,
+          edge,
+          samples: result.samples,
+          steps: result.steps,
+          lossMean: lossSum / Math.max(steps, 1),
+        }));
+    } finally {
+      for (const [id, copy] of this.#copies) if (copy.side === shared) this.#copies.delete(id);
+      shared.dispose();
+    }
   }
 
   /** One split step for a device's current task; the frame's round/step must be the next one. */

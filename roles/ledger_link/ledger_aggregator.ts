@@ -66,6 +66,7 @@ export class LedgerAggregator {
         return await inner.run(tasks);
       },
       close: () => inner.close(),
+      sharedEdge: inner.sharedEdge,
     };
   }
 

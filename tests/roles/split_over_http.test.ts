@@ -57,7 +57,7 @@ async function networkedSetup(
   };
 }
 
-for (const mode of ["splitfed-v1", "fedavg"] as const) {
+for (const mode of ["splitfed-v1", "splitfed-v2", "fedavg"] as const) {
   Deno.test(`roles over HTTP train the same model as the in-process engine (${mode})`, async () => {
     await tfForTests();
     const data = makeFixture({ rows: 360, features: 12, seed: 7 });
