@@ -26,6 +26,12 @@ export interface TrainBenchRow {
   tfjsTrain: number;
   tfjsTrainRuns: number[];
   tfjsInfer: number;
+  /** Samples per CPU second (see samplesPerSecond), medians. */
+  tfjsTrainCpu: number;
+  tfjsInferCpu: number;
+  /** PyTorch with 1 thread, samples per CPU second. */
+  torchTrainCpu?: number;
+  torchInferCpu?: number;
   torchTrain?: number;
   torchTrainThreads?: number;
   torchInfer?: number;
@@ -60,23 +66,41 @@ function runtimeName(): string {
   return `node ${process.versions.node}`;
 }
 
-function samplesPerSecond(fn: () => void, batch: number, minSeconds: number): number {
+/** Samples per wall-clock second, and per CPU second of this process (process.cpuUsage: all its
+ * threads). On a shared machine the CPU-time rate does not count the time spent waiting for a
+ * core, so it is the steadier of the two when the load swings. */
+function samplesPerSecond(
+  fn: () => void,
+  batch: number,
+  minSeconds: number,
+): { wall: number; cpu: number } {
   let n = 0;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let elapsed = 0;
   while (n < 2 || elapsed < minSeconds * 1000) {
     fn();
     n++;
     elapsed = performance.now() - t0;
   }
-  return (n * batch) / (elapsed / 1000);
+  const c = process.cpuUsage(c0);
+  return {
+    wall: (n * batch) / (elapsed / 1000),
+    cpu: (n * batch) / Math.max((c.user + c.system) / 1e6, 1e-9),
+  };
 }
 
 interface TorchOutput {
   runtime: string;
   threads: number;
   peakRssMB: number;
-  results: { batch: number; train: number; infer: number }[];
+  results: {
+    batch: number;
+    train: number;
+    infer: number;
+    trainCpu: number;
+    inferCpu: number;
+  }[];
 }
 
 function runTorch(o: TrainBenchOptions, threads: number): Promise<TorchOutput> {
@@ -154,9 +178,11 @@ export async function benchTrain(
     predictor.dispose();
     rows.push({
       batch: batchRows,
-      tfjsTrain: median(trainRuns),
-      tfjsTrainRuns: trainRuns,
-      tfjsInfer: median(inferRuns),
+      tfjsTrain: median(trainRuns.map((r) => r.wall)),
+      tfjsTrainRuns: trainRuns.map((r) => r.wall),
+      tfjsInfer: median(inferRuns.map((r) => r.wall)),
+      tfjsTrainCpu: median(trainRuns.map((r) => r.cpu)),
+      tfjsInferCpu: median(inferRuns.map((r) => r.cpu)),
     });
   }
   const tfjsPeakRssMB = residentMemoryMB().peakRssMB;
@@ -173,6 +199,10 @@ export async function benchTrain(
           row.torchTrainThreads = threads;
         }
         row.torchInfer = Math.max(row.torchInfer ?? 0, r.infer);
+        if (threads === 1) {
+          row.torchTrainCpu = r.trainCpu;
+          row.torchInferCpu = r.inferCpu;
+        }
       }
     }
   }
@@ -182,14 +212,16 @@ export async function benchTrain(
   const lines = [
     `| batch | tfjs split step (samples/s, median of ${o.runs}) | PyTorch split step (best of ${
       o.torchThreads.join("/")
-    } threads) | ratio | tfjs inference | PyTorch inference | ratio |`,
-    "|---|---|---|---|---|---|---|",
+    } threads) | ratio | tfjs inference | PyTorch inference | ratio | CPU-time ratio, 1 thread: train / inference |`,
+    "|---|---|---|---|---|---|---|---|",
     ...rows.map((r) =>
       `| ${r.batch} | ${fmt(r.tfjsTrain)} (${r.tfjsTrainRuns.map(fmt).join(", ")}) | ${
         fmt(r.torchTrain)
       }${r.torchTrainThreads ? ` (${r.torchTrainThreads}t)` : ""} | ${
         ratio(r.tfjsTrain, r.torchTrain)
-      } | ${fmt(r.tfjsInfer)} | ${fmt(r.torchInfer)} | ${ratio(r.tfjsInfer, r.torchInfer)} |`
+      } | ${fmt(r.tfjsInfer)} | ${fmt(r.torchInfer)} | ${ratio(r.tfjsInfer, r.torchInfer)} | ${
+        ratio(r.tfjsTrainCpu, r.torchTrainCpu)
+      } / ${ratio(r.tfjsInferCpu, r.torchInferCpu)} |`
     ),
   ];
   const machine = `${os.cpus()[0]?.model ?? "cpu"}, ${os.cpus().length} cores`;
