@@ -431,7 +431,7 @@ function publishDevice(view: MemoryView, id: string, lastSeen: Date | undefined)
   view.upsertDevice({
     id,
     edge: "edge-0",
-    status: "active",
+    status: known?.status ?? "active",
     reputation: known?.reputation ?? 1,
     rewards: known?.rewards ?? 0,
     flags: known?.flags ?? [],

@@ -50,6 +50,7 @@ Deno.test({
     let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
     try {
       const [, url] = await waitForLine(lines, /web UI at (http:\/\/127\.0\.0\.1:\d+\/)/, 60_000);
+      const [, adminToken] = await waitForLine(lines, /admin token (\S+)/, 10_000);
       context = await chromium.launchPersistentContext(profile, {
         executablePath: CHROMIUM,
         headless: true,
@@ -82,6 +83,28 @@ Deno.test({
         { timeout: 300_000 },
       );
       await page.screenshot({ path: `${ARTIFACTS}/run-1-first-round.png`, fullPage: true });
+
+      // The operator, through the UI: stop after the round in progress, quarantine a device on
+      // the ledger, start again. The devices table shows the validators' decision.
+      await page.fill("#token-input", adminToken);
+      await page.click("#token-form button[type=submit]");
+      await page.click("#tab-overview");
+      await page.click("#stop-round");
+      await page.waitForSelector("#admin-out:not(.bad):has-text('paus')", { timeout: 30_000 });
+      await page.waitForFunction(
+        () => (document.querySelector("main") as HTMLElement | null)?.innerText.includes("paused"),
+        undefined,
+        { timeout: 300_000 },
+      );
+      await page.screenshot({ path: `${ARTIFACTS}/run-1b-paused.png`, fullPage: true });
+      await page.click("#tab-devices");
+      await page.click("button[aria-label='Quarantine device-1']");
+      await page.click("#quarantine-form button[type=submit]");
+      await page.waitForSelector("button[aria-label='Readmit device-1']", { timeout: 60_000 });
+      await page.screenshot({ path: `${ARTIFACTS}/run-1c-quarantined.png`, fullPage: true });
+      await page.click("#tab-overview");
+      await page.click("#start-form button[type=submit]");
+      await page.waitForSelector("#admin-out:not(.bad):has-text('round')", { timeout: 30_000 });
       await waitForLine(lines, /finished; the web UI stays/, 600_000);
       await page.waitForFunction(
         () => document.getElementById("chart-f1")?.dataset.rounds === "3",
