@@ -162,9 +162,10 @@ export class EdgeNode implements DeviceExecutor {
 
   /**
    * SplitFed v2: one server-side model; devices take turns in the seeded order the in-process
-   * loop uses, each running all its local epochs before the next one starts. A device that does
-   * not finish within the round's remaining time is skipped (steps it took stay in the shared
-   * model, as they would in process); the round needs `minDevices` finished devices.
+   * loop uses, each running all its local epochs before the next one starts. Each turn may take
+   * an even share of the round's remaining time; a device that does not finish in its share is
+   * skipped (steps it took stay in the shared model) so that one straggler cannot starve the
+   * devices after it. The round needs `minDevices` finished devices.
    */
   async #runInTurn(tasks: readonly LocalTask[]): Promise<LocalResult[]> {
     const round = tasks[0].round;
@@ -191,7 +192,7 @@ export class EdgeNode implements DeviceExecutor {
           nextStep: 0,
           lossSum: 0,
         });
-        const remainingMs = Math.max(0, deadline - performance.now());
+        const remainingMs = Math.max(0, deadline - performance.now()) / (tasks.length - turn);
         log.info(`round ${round}: ${deviceId}'s turn (${turn + 1}/${tasks.length})`, {
           waitMs: Math.round(remainingMs),
         });
@@ -217,7 +218,11 @@ export class EdgeNode implements DeviceExecutor {
         if (!result) {
           this.queue.cancel(deviceId, taskId);
           missing.push(deviceId);
-          log.warn(`round ${round}: ${deviceId} did not finish its turn in time; skipped`);
+          log.warn(
+            `round ${round}: ${deviceId} did not finish its turn within ${
+              Math.round(remainingMs)
+            } ms; skipped`,
+          );
           continue;
         }
         finished.push({ task, result, lossSum: copy.lossSum, steps: copy.nextStep });

@@ -11,6 +11,7 @@ import { EdgeNode } from "../../roles/edge/edge_node.ts";
 import { createEdgeApp } from "../../roles/edge/edge_app.ts";
 import { DeviceNode } from "../../roles/device/device_node.ts";
 import type { LabeledMatrix } from "../../ml/data/types.ts";
+import { deriveSeed, permutation } from "../../ml/model/random.ts";
 
 const CHAIN = "test-chain";
 
@@ -18,6 +19,8 @@ async function networkedSetup(
   partitions: LabeledMatrix[],
   options: TrainingOptions,
   sent: Map<string, Uint8Array[]>,
+  /** Devices (by index) that never ask for work, and the edge's round policy. */
+  faults: { silent?: number[]; roundTimeoutMs?: number; minDevices?: number } = {},
 ) {
   const keys = await Promise.all(partitions.map(() => generateKeyPair()));
   const ids = partitions.map((_, k) => `device-${k}`);
@@ -31,7 +34,10 @@ async function networkedSetup(
     batchSize: options.batchSize,
     learningRate: options.learningRate,
     seed: options.seed,
-  }, { roundTimeoutMs: 20_000, minDevices: ids.length });
+  }, {
+    roundTimeoutMs: faults.roundTimeoutMs ?? 20_000,
+    minDevices: faults.minDevices ?? ids.length,
+  });
   const app = createEdgeApp({ node: edge, verifier, deviceIdOf: (a) => byAddress.get(a)?.id });
   const controller = new AbortController();
   const devices = partitions.map((data, k) =>
@@ -47,7 +53,9 @@ async function networkedSetup(
     })
   );
   ids.forEach((id) => sent.set(id, []));
-  const loops = devices.map((d) => d.loop(controller.signal));
+  const loops = devices.filter((_, k) => !faults.silent?.includes(k)).map((d) =>
+    d.loop(controller.signal)
+  );
   return {
     edge,
     stop: async () => {
@@ -118,3 +126,43 @@ function containsBytes(haystack: Uint8Array, needle: Uint8Array): boolean {
   }
   return false;
 }
+
+Deno.test("splitfed-v2 over HTTP: a device that never takes its turn is skipped after its share of the round", async () => {
+  await tfForTests();
+  const data = makeFixture({ rows: 240, features: 12, seed: 11 });
+  const parts = partition(data, 3);
+  const options: TrainingOptions = {
+    mode: "splitfed-v2",
+    rounds: 1,
+    localEpochs: 1,
+    batchSize: 32,
+    learningRate: 0.01,
+    seed: 5,
+    model: { ...defaultModelConfig(12), lstmUnits: 8, convFilters: 8, denseUnits: 8 },
+  };
+  const sent = new Map<string, Uint8Array[]>();
+  // The device whose turn comes first stays silent: it may take only its share (a third) of the
+  // round, so the two devices after it still get their turns.
+  const silent = permutation(3, deriveSeed(options.seed, 0, 0x5f2))[0];
+  const { edge, stop } = await networkedSetup(parts, options, sent, {
+    silent: [silent],
+    roundTimeoutMs: 30_000,
+    minDevices: 2,
+  });
+  try {
+    const validation = makeFixture({ rows: 60, features: 12, seed: 12 });
+    const result = await trainRounds({
+      options,
+      partitions: parts,
+      validation,
+      test: validation,
+      executor: edge,
+    });
+    const trained = parts.reduce((sum, p, k) => sum + (k === silent ? 0 : p.rows), 0);
+    assertEquals(result.rounds[0].samples, trained, "only the two working devices' rows");
+    assertEquals(sent.get(`device-${silent}`)!.length, 0);
+  } finally {
+    await stop();
+    await edge.close();
+  }
+});
