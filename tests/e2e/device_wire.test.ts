@@ -263,23 +263,27 @@ function search(haystack: Uint8Array, needles: Needles): Hits {
   const latin1 = new TextDecoder("latin1").decode(haystack);
   const tokens = new Set(latin1.match(/-?\d+(?:\.\d+)?(?:e[-+]?\d+)?/gi) ?? []);
   const text = [...needles.text].filter((t) => tokens.has(t));
-  // Binary: index needles by their first 4 bytes, scan every byte offset.
-  const byHead = new Map<number, { bytes: Uint8Array; what: string }[]>();
+  // Binary: index needles by their first 8 bytes (two u32 words: float64 patterns of float32
+  // values share their low word, and activations hold many zero words), scan every byte offset.
+  const byHead = new Map<number, Map<number, { bytes: Uint8Array; what: string }[]>>();
   for (const n of needles.binary) {
-    const head = new DataView(n.bytes.buffer).getUint32(0, true);
-    const list = byHead.get(head) ?? [];
+    const v = new DataView(n.bytes.buffer);
+    const head = v.getUint32(0, true), second = v.getUint32(4, true);
+    const inner = byHead.get(head) ?? new Map();
+    byHead.set(head, inner);
+    const list = inner.get(second) ?? [];
     list.push(n);
-    byHead.set(head, list);
+    inner.set(second, list);
   }
   const view = new DataView(haystack.buffer, haystack.byteOffset, haystack.byteLength);
   const binary: string[] = [];
   for (let at = 0; at + 8 <= haystack.length; at++) {
-    const list = byHead.get(view.getUint32(at, true));
+    const list = byHead.get(view.getUint32(at, true))?.get(view.getUint32(at + 4, true));
     if (!list) continue;
     for (const n of list) {
       if (at + n.bytes.length > haystack.length) continue;
       let same = true;
-      for (let k = 4; k < n.bytes.length && same; k++) same = haystack[at + k] === n.bytes[k];
+      for (let k = 8; k < n.bytes.length && same; k++) same = haystack[at + k] === n.bytes[k];
       if (same) binary.push(`${n.what} at byte ${at}`);
     }
   }
@@ -390,6 +394,9 @@ async function runDeployment(
   mode: "splitfed" | "fedavg",
   deviceArgs: string[][],
 ): Promise<Recorded> {
+  const started = performance.now();
+  const phase = (what: string) =>
+    console.log(`${mode}: ${what} after ${((performance.now() - started) / 1000).toFixed(1)} s`);
   const validatorPort = await freePort();
   const edgePort = await freePort();
   const deployment = join(dir, mode);
@@ -456,6 +463,7 @@ async function runDeployment(
       120_000,
       tail,
     );
+    phase("edge listening");
     // Each device: proxies for the edge and the validator, its own genesis copy naming them.
     for (let d = 0; d < 2; d++) {
       const toEdge = new RecordingProxy(`device-${d} → edge`, {
@@ -490,6 +498,7 @@ async function runDeployment(
       300_000,
       tail,
     );
+    phase("round done");
   } finally {
     clearInterval(sampler);
     for (const c of children) {
@@ -500,6 +509,7 @@ async function runDeployment(
     await Promise.all(children.map((c) => c.process.status));
     await Promise.all(children.map((c) => c.done));
     for (const list of proxies) for (const p of list) await p.close();
+    phase("processes stopped");
   }
   const pids = [...sample.keys()];
   return {
