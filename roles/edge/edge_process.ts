@@ -217,6 +217,8 @@ export async function runEdge(
         });
       },
     });
+    const modelDir = join(stateDir, "model");
+    log.info(`trained model: ${modelDir} (score flows: iomt-sfl detect --model ${modelDir} FILE)`);
     emitEvent({ event: "done", rounds: result.rounds.length });
   } finally {
     removeInt();
