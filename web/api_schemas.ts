@@ -121,7 +121,10 @@ export const Device = named(
     edge: optional(id("Edge this device trains with.")),
     status: literal(DEVICE_STATES),
     reputation: ratio("Validator-maintained reputation, 0 (untrusted) to 1."),
-    rewards: number({ minimum: 0, description: "Accumulated reward points." }),
+    rewards: number({
+      minimum: 0,
+      description: "Accumulated reward points (each ledger round pays out one point in total).",
+    }),
     flags: array(string({ maxLength: 64 }), {
       maxItems: 32,
       description: "E.g. `outlier`, `stale`, `quarantined`, `label_flip_suspect`.",

@@ -109,7 +109,8 @@ export function webDevice(d: DeviceSummary, lastSeenIso: string): Device {
     id: d.id,
     status: d.status === "quarantined" ? "quarantined" : "active",
     reputation: d.reputationMicro / 1e6,
-    rewards: d.credits,
+    // Credits are micro-points: each round pays out a pool of 1,000,000 (one point).
+    rewards: d.credits / 1e6,
     flags: d.status === "probation"
       ? ["probation"]
       : d.status === "quarantined"

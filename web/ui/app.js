@@ -335,7 +335,7 @@
               d.reputation.toFixed(2),
             ),
           ),
-          el("td", { class: "num" }, d.rewards.toFixed(1)),
+          el("td", { class: "num" }, d.rewards.toFixed(3)),
           el("td", { class: "num" }, `${d.updatesAccepted} / ${d.updatesRejected}`),
           el(
             "td",
