@@ -128,6 +128,9 @@ export async function runEdge(
     learningRate: trial.learningRate,
     seed: trial.seed,
     model,
+    // The devices' activation protection: applied on the devices; here it only makes each
+    // round's report (and the "round" event) carry the ε spent so far.
+    ...(trial.protection ? { protection: trial.protection } : {}),
   };
   // Consensus time of each round: round_close submitted → certified round_result fetched.
   let consensusMs = 0;
