@@ -325,19 +325,7 @@ export class UpdateLedger {
     if (device.status === "quarantined") {
       return { ok: false, reason: `${deviceId} is already quarantined` };
     }
-    this.#state = {
-      ...this.#state,
-      devices: {
-        ...this.#state.devices,
-        [deviceId]: {
-          ...device,
-          status: "quarantined",
-          quarantinedAtRound: null,
-          probationAccepts: 0,
-        },
-      },
-    };
-    return { ok: true };
+    return this.#setStatus(deviceId, "quarantined");
   }
 
   /** Admin transaction: a quarantined device goes to probation now. */
@@ -347,16 +335,17 @@ export class UpdateLedger {
     if (device.status !== "quarantined") {
       return { ok: false, reason: `${deviceId} is ${device.status}, not quarantined` };
     }
+    return this.#setStatus(deviceId, "probation");
+  }
+
+  /** An admin's status change: no round number (not served out by itself), probation restarts. */
+  #setStatus(deviceId: string, status: "quarantined" | "probation"): Verdict {
+    const device = this.#state.devices[deviceId];
     this.#state = {
       ...this.#state,
       devices: {
         ...this.#state.devices,
-        [deviceId]: {
-          ...device,
-          status: "probation",
-          quarantinedAtRound: null,
-          probationAccepts: 0,
-        },
+        [deviceId]: { ...device, status, quarantinedAtRound: null, probationAccepts: 0 },
       },
     };
     return { ok: true };

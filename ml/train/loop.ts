@@ -20,6 +20,7 @@ import { type DeviceExecutor, InProcessExecutor } from "./executor.ts";
 import {
   batchSeed,
   FullModelTrainer,
+  type LocalMode,
   type LocalResult,
   type LocalTrainOptions,
   type ReleaseObserver,
@@ -189,27 +190,14 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
       let lossSum = 0;
       let steps = 0;
       let samples = 0;
-      if (options.mode === "splitfed-v1" || options.mode === "fedavg") {
+      const sharedEdge = options.mode === "splitfed-v2" && executor.sharedEdge === true;
+      if (options.mode === "splitfed-v1" || options.mode === "fedavg" || sharedEdge) {
+        // splitfed-v2 here is networked: the edge runs the devices in turn against its one model.
+        const mode = options.mode as LocalMode;
         const tasks = partitions.map((_, deviceIndex) => ({
           deviceIndex,
           round,
-          mode: options.mode as "splitfed-v1" | "fedavg",
-          device: model.device,
-          edge: model.edge,
-        }));
-        const results = await executor.run(tasks);
-        for (const r of results) {
-          lossSum += r.lossMean * r.steps;
-          steps += r.steps;
-          samples += r.samples;
-        }
-        model = await aggregate(results, round, model);
-      } else if (options.mode === "splitfed-v2" && executor.sharedEdge) {
-        // Networked: the edge runs the devices in turn against its one server-side model.
-        const tasks = partitions.map((_, deviceIndex) => ({
-          deviceIndex,
-          round,
-          mode: "splitfed-v2" as const,
+          mode,
           device: model.device,
           edge: model.edge,
         }));
@@ -221,7 +209,8 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
         }
         const shared = results[0]?.edge ?? model.edge;
         model = await aggregate(results, round, model);
-        model = { device: model.device, edge: shared }; // one server-side model: not averaged
+        // v2 has one server-side model: not averaged.
+        if (sharedEdge) model = { device: model.device, edge: shared };
       } else if (options.mode === "splitfed-v2") {
         const r = trainSplitFedV2Round(
           config,

@@ -73,20 +73,7 @@ export class EdgeNode implements DeviceExecutor {
     const deviceHash = this.publish(tasks[0].device);
     const edgeHash = this.publish(tasks[0].edge);
     const pending = tasks.map((task) => {
-      const deviceId = this.deviceIds[task.deviceIndex];
-      if (!deviceId) throw new Error(`edge: no device for index ${task.deviceIndex}`);
-      const taskId = `r${round}-${task.deviceIndex}-${++this.#taskCounter}`;
-      const item: WorkItem = {
-        taskId,
-        round,
-        mode: task.mode,
-        epochs: this.local.epochs,
-        batchSize: this.local.batchSize,
-        learningRate: this.local.learningRate,
-        seed: this.local.seed,
-        deviceModelSha256: deviceHash,
-        edgeModelSha256: edgeHash,
-      };
+      const { deviceId, taskId, item } = this.#workItem(task, deviceHash, edgeHash);
       if (task.mode === "splitfed-v1") {
         this.#copies.get(deviceId)?.side.dispose();
         this.#copies.set(deviceId, {
@@ -182,9 +169,7 @@ export class EdgeNode implements DeviceExecutor {
       const order = permutation(tasks.length, deriveSeed(this.local.seed, round, 0x5f2));
       for (const [turn, index] of order.entries()) {
         const task = tasks[index];
-        const deviceId = this.deviceIds[task.deviceIndex];
-        if (!deviceId) throw new Error(`edge: no device for index ${task.deviceIndex}`);
-        const taskId = `r${round}-${task.deviceIndex}-${++this.#taskCounter}`;
+        const { deviceId, taskId, item } = this.#workItem(task, deviceHash, edgeHash);
         this.#copies.set(deviceId, {
           side: shared,
           taskId,
@@ -196,17 +181,7 @@ export class EdgeNode implements DeviceExecutor {
         log.info(`round ${round}: ${deviceId}'s turn (${turn + 1}/${tasks.length})`, {
           waitMs: Math.round(remainingMs),
         });
-        const offered = this.queue.offer(deviceId, {
-          taskId,
-          round,
-          mode: "splitfed-v2",
-          epochs: this.local.epochs,
-          batchSize: this.local.batchSize,
-          learningRate: this.local.learningRate,
-          seed: this.local.seed,
-          deviceModelSha256: deviceHash,
-          edgeModelSha256: edgeHash,
-        });
+        const offered = this.queue.offer(deviceId, item);
         let timer: ReturnType<typeof setTimeout> | undefined;
         const result = await Promise.race([
           offered,
@@ -250,6 +225,25 @@ export class EdgeNode implements DeviceExecutor {
       for (const [id, copy] of this.#copies) if (copy.side === shared) this.#copies.delete(id);
       shared.dispose();
     }
+  }
+
+  /** The work a device fetches for its task: the round's settings and the models by hash. */
+  #workItem(task: LocalTask, deviceHash: string, edgeHash: string) {
+    const deviceId = this.deviceIds[task.deviceIndex];
+    if (!deviceId) throw new Error(`edge: no device for index ${task.deviceIndex}`);
+    const taskId = `r${task.round}-${task.deviceIndex}-${++this.#taskCounter}`;
+    const item: WorkItem = {
+      taskId,
+      round: task.round,
+      mode: task.mode,
+      epochs: this.local.epochs,
+      batchSize: this.local.batchSize,
+      learningRate: this.local.learningRate,
+      seed: this.local.seed,
+      deviceModelSha256: deviceHash,
+      edgeModelSha256: edgeHash,
+    };
+    return { deviceId, taskId, item };
   }
 
   /** One split step for a device's current task; the frame's round/step must be the next one. */

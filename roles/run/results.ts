@@ -148,6 +148,18 @@ export function roundDetailOf(row: RoundRow, startedAt: Date): RoundDetail {
   };
 }
 
+/** Header, rule and rows in columns: the first left-aligned, the others right-aligned. */
+function alignedLines(lines: readonly string[][]): string[] {
+  const widths = lines[0].map((_, c) => Math.max(...lines.map((l) => l[c].length)));
+  const render = (l: string[]) =>
+    l.map((cell, c) => (c < 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ");
+  return [
+    render(lines[0]),
+    widths.map((w) => "-".repeat(w)).join("  "),
+    ...lines.slice(1).map(render),
+  ];
+}
+
 /** Where each round's time went (multi-process trials), and peak memory per role. */
 export function formatTiming(results: readonly TrialResult[]): string {
   const header = [
@@ -180,14 +192,7 @@ export function formatTiming(results: readonly TrialResult[]): string {
     }
   }
   if (lines.length === 1) return "";
-  const widths = header.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
-  const render = (l: string[]) =>
-    l.map((cell, c) => (c < 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ");
-  const out = [
-    render(lines[0]),
-    widths.map((w) => "-".repeat(w)).join("  "),
-    ...lines.slice(1).map(render),
-  ];
+  const out = alignedLines(lines);
   for (const result of results) {
     const m = result.peakMemory;
     if (!m) continue;
@@ -238,14 +243,7 @@ export function formatTable(results: readonly TrialResult[]): string {
       ]);
     }
   }
-  const widths = header.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
-  const render = (l: string[]) =>
-    l.map((cell, c) => (c < 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ");
-  const out = [
-    render(lines[0]),
-    widths.map((w) => "-".repeat(w)).join("  "),
-    ...lines.slice(1).map(render),
-  ];
+  const out = alignedLines(lines);
   for (const result of results) {
     if (result.ledger) {
       const l = result.ledger;

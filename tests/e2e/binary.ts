@@ -104,3 +104,9 @@ export async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerat
     }
   }
 }
+
+/** Rows of `run`'s results table for `mode` (the table before "where the time went"). */
+export function roundRows(stdout: string, mode: string): number {
+  const table = stdout.split("where the time went")[0];
+  return table.split("\n").filter((l) => new RegExp(`^${mode}\\s+\\d`).test(l)).length;
+}

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertEquals } from "../assert.ts";
-import { requireBinary, runBinary } from "./binary.ts";
+import { requireBinary, roundRows, runBinary } from "./binary.ts";
 
 function pidsWith(...markers: string[]): number[] {
   const pids: number[] = [];
@@ -78,7 +78,7 @@ Deno.test({
       const stdout = await stdoutText;
       const stderr = stderrChunks.join("");
       assert(status.success, `run failed after the kills:\n${stderr.slice(-4000)}`);
-      assertEquals(stdout.split("\n").filter((l) => /^splitfed\s+\d/.test(l)).length, 4, stdout);
+      assertEquals(roundRows(stdout, "splitfed"), 4, stdout);
       assert(
         /restarting/.test(stderr),
         "the supervisor should say it restarted the killed children",

@@ -16,6 +16,7 @@ import {
   inLoopbackOnlyNamespace,
   loopbackNamespaceAvailable,
   requireBinary,
+  roundRows,
   runBinary,
 } from "./binary.ts";
 
@@ -71,11 +72,12 @@ Deno.test("run: a short multi-process trial on loopback only prints the table an
   for (const header of ["accuracy", "precision", "recall", "F1", "FPR"]) {
     assertStringIncludes(result.stdout, header);
   }
-  assertEquals(
-    result.stdout.split("\n").filter((l) => /^splitfed\s+\d/.test(l)).length,
-    2,
-    result.stdout,
-  );
+  assertEquals(roundRows(result.stdout, "splitfed"), 2, result.stdout);
+  // The multi-process run also says where each round's time went, and peak memory per role.
+  const timing = result.stdout.split("where the time went (multi-process):")[1] ?? "";
+  assertStringIncludes(timing, "consensus s");
+  assertEquals(roundRows(timing, "splitfed"), 2, result.stdout);
+  assertStringIncludes(timing, "peak RSS (MiB): run ");
   assertStringIncludes(result.stderr, "web UI at http://127.0.0.1:");
   const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
   assertEquals(report.results[0].rows.length, 2);
