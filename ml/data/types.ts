@@ -13,6 +13,19 @@ export interface LabeledMatrix {
   readonly classNames: readonly string[];
 }
 
+/** The first `rows` rows (all of them when there are fewer); views, no copy. */
+export function headRows(matrix: LabeledMatrix, rows: number): LabeledMatrix {
+  const n = Math.max(0, Math.min(rows, matrix.rows));
+  const columns = matrix.featureNames.length;
+  return {
+    featureNames: matrix.featureNames,
+    classNames: matrix.classNames,
+    rows: n,
+    features: matrix.features.subarray(0, n * columns),
+    labels: matrix.labels.subarray(0, n),
+  };
+}
+
 /** Binary (normal vs attack) or multi-class (one output per class name). */
 export type LabelMode = "binary" | "multiclass";
 

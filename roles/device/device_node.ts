@@ -56,6 +56,9 @@ export interface DeviceRoundTiming {
   peakRssMB?: number;
 }
 
+/** After its start, a device waits this long for its edge before unreachability is a warning. */
+const EDGE_STARTUP_GRACE_MS = 120_000;
+
 export class DeviceNode {
   #timing: DeviceRoundTiming = { computeSeconds: 0, edgeWaitSeconds: 0, ledgerSeconds: 0 };
   readonly #labels: Int32Array;
@@ -72,13 +75,24 @@ export class DeviceNode {
 
   /** Polls for work and does it, until the signal aborts. */
   async loop(signal: AbortSignal): Promise<void> {
+    const startedAt = Date.now();
+    let reached = false;
+    let lastNoteAt = 0;
     while (!signal.aborted) {
       let work: WorkItem | null;
       try {
         work = await this.nextWork(signal);
+        reached = true;
       } catch (error) {
         if (signal.aborted) return;
-        this.#log.warn(`cannot reach the edge; retrying`, { error: (error as Error).message });
+        const message = (error as Error).message;
+        if (!reached && Date.now() - startedAt < EDGE_STARTUP_GRACE_MS) {
+          // Started together with the edge: it is still loading. Say so now and then, calmly.
+          if (Date.now() - lastNoteAt >= 10_000) {
+            this.#log.info(`waiting for the edge at ${this.options.edgeUrl} to start`);
+            lastNoteAt = Date.now();
+          }
+        } else this.#log.warn(`cannot reach the edge; retrying`, { error: message });
         await new Promise((resolve) => setTimeout(resolve, 1000));
         continue;
       }

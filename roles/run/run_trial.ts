@@ -296,6 +296,26 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     context.view.blocks({ limit: 1 }).length === 0,
   );
 
+  // Devices start with the others: loading the binary and their data overlaps the validators'
+  // and the edge's start; they wait quietly for the edge (roles/device/device_node.ts).
+  log.info(`starting ${spec.devices} device processes`);
+  for (let d = 0; d < spec.devices; d++) {
+    const id = `device-${d}`;
+    publishDevice(context.view, id, undefined);
+    spawnRole("device", id, (line) => {
+      const event = parseEvent(line);
+      if (event?.event === "device-round") {
+        if (event.timing) {
+          const list = deviceTimings.get(event.round) ?? [];
+          list.push(event.timing);
+          deviceTimings.set(event.round, list);
+          peak.deviceMB = Math.max(peak.deviceMB, event.timing.peakRssMB ?? 0);
+        }
+        progress.deviceDone(event.id, event.round, event.steps, event.seconds);
+        publishDevice(context.view, event.id, new Date());
+      }
+    });
+  }
   deadline.resume();
   try {
     await waitForValidators(validators, 60_000);
@@ -310,25 +330,8 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
         throw new Error(o.ok ? "edge ended early" : o.error);
       }),
     ]);
-    log.info(`edge ready at ${url}; starting ${spec.devices} device processes`);
+    log.info(`edge ready at ${url}`);
     progress.roundStarted(0);
-    for (let d = 0; d < spec.devices; d++) {
-      const id = `device-${d}`;
-      publishDevice(context.view, id, undefined);
-      spawnRole("device", id, (line) => {
-        const event = parseEvent(line);
-        if (event?.event === "device-round") {
-          if (event.timing) {
-            const list = deviceTimings.get(event.round) ?? [];
-            list.push(event.timing);
-            deviceTimings.set(event.round, list);
-            peak.deviceMB = Math.max(peak.deviceMB, event.timing.peakRssMB ?? 0);
-          }
-          progress.deviceDone(event.id, event.round, event.steps, event.seconds);
-          publishDevice(context.view, event.id, new Date());
-        }
-      });
-    }
     const outcome = await done;
     if (!outcome.ok) throw new Error(outcome.error);
   } finally {

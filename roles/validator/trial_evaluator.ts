@@ -3,6 +3,7 @@
 // accuracy of an update agree within the tolerance the proposal check allows.
 import { readFileSync } from "node:fs";
 import { prepareDataset } from "../../ml/data/prepare.ts";
+import { headRows } from "../../ml/data/types.ts";
 import type { NodeConfig } from "../deployment.ts";
 import { startTensorflow } from "../ml_runtime.ts";
 import { modelConfigFor } from "../node_config.ts";
@@ -25,5 +26,5 @@ export async function trialEvaluator(nodeConfigPath: string): Promise<UpdateEval
       `validation split has ${data.validation.rows} rows, more than ${VALIDATION_ROWS_MAX}`,
     );
   }
-  return splitModelEvaluator(model, data.validation);
+  return splitModelEvaluator(model, headRows(data.validation, VALIDATION_SAMPLE_ROWS));
 }

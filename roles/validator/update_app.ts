@@ -545,7 +545,16 @@ export class UpdateApp {
     try {
       const edgeBytes = this.#edgeModelHash ? await this.#blob(this.#edgeModelHash) : null;
       const edgeWeights = edgeBytes ? decodeWeights(edgeBytes) : null;
-      return await this.#ledger.evaluateRound((w) => evaluate(w, { round, edgeWeights }));
+      const started = performance.now();
+      let models = 0;
+      const evaluation = await this.#ledger.evaluateRound((w) => {
+        models++;
+        return evaluate(w, { round, edgeWeights });
+      });
+      this.#log.info(`round ${round}: evaluated ${models} models`, {
+        ms: Math.round(performance.now() - started),
+      });
+      return evaluation;
     } catch (error) {
       this.#log.warn(`round ${round}: evaluation failed, deciding without it`, {
         error: (error as Error).message,
