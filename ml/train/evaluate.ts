@@ -116,6 +116,38 @@ export function evaluateFlat(
   }
 }
 
+/** evaluateFlat in chunks of `chunkRows`, awaiting `pause()` between them: a validator's event
+ * loop keeps serving consensus messages while it scores. The same numbers on every validator
+ * that uses the same chunk size. */
+export async function evaluateFlatInChunks(
+  config: ModelConfig,
+  device: Float32Array,
+  edge: Float32Array,
+  sample: LabeledMatrix,
+  chunkRows: number,
+  pause: () => Promise<void>,
+): Promise<{ loss: number; accuracy: number; rows: number }> {
+  if (!Number.isInteger(chunkRows) || chunkRows < 1 || chunkRows > PREDICT_BATCH_ROWS) {
+    throw new Error(`evaluate: chunkRows ${chunkRows} outside 1..${PREDICT_BATCH_ROWS}`);
+  }
+  const labels = checkMatrixForModel(config, sample, "validation sample");
+  const classes = Math.max(2, config.classes);
+  const columns = config.features;
+  const probs = new Float32Array(sample.rows * classes);
+  const predictor = new Predictor(config, device, edge);
+  try {
+    for (let start = 0; start < sample.rows; start += chunkRows) {
+      if (start > 0) await pause();
+      const n = Math.min(chunkRows, sample.rows - start);
+      const features = sample.features.subarray(start * columns, (start + n) * columns);
+      probs.set(predictor.probabilities(features, n), start * classes);
+    }
+  } finally {
+    predictor.dispose();
+  }
+  return { ...lossAndAccuracy(probs, labels, classes), rows: sample.rows };
+}
+
 /** Threshold on validation, metrics on test. */
 export function evaluateSplits(
   predictor: Predictor,

@@ -73,6 +73,8 @@ const RESULT_ATTEMPTS_MAX = 10;
 const LOG_LINES_PER_ROUND_MAX = 64;
 /** Admin status changes waiting for a round result (or the first round); far above any need. */
 const PENDING_ADMIN_MAX = 1024;
+/** Updates evaluated ahead of round_close per round; the rest are evaluated at close. */
+const EARLY_EVALUATIONS_MAX = 1024;
 
 export interface CommittedRound {
   round: number;
@@ -104,6 +106,11 @@ export class UpdateApp {
   readonly #pendingAdmin: { type: "quarantine" | "readmit"; deviceId: string }[] = [];
   #edgeModelHash: string | null = null;
   readonly #evaluations = new Map<number, Promise<RoundEvaluation | null>>();
+  /** Evaluations started as each update is admitted (live only), by weights hash: while the
+   * devices still train, so that at round_close the scores are mostly ready. Open round only. */
+  readonly #earlyEvaluations = new Map<string, Promise<{ loss: number; accuracy: number }>>();
+  /** Early evaluations run one at a time, each after the event loop had its turn (PBFT first). */
+  #earlyChain: Promise<unknown> = Promise.resolve();
   readonly #records: CommittedRound[] = [];
   #queue: Promise<void> = Promise.resolve();
   readonly #waiters = new Set<{ height: number; resolve: () => void }>();
@@ -440,6 +447,7 @@ export class UpdateApp {
     // A blob no validator has gives hash_mismatch: not recorded, never aggregated.
     const bytes = (await this.#blob(body.blob_sha256)) ?? new Uint8Array(0);
     const admission: Admission = this.#ledger.submitUpdate(update, bytes);
+    if (admission.admitted && this.#live) this.#evaluateEarly(body.round, body.blob_sha256, bytes);
     if (!admission.admitted && this.#logLines++ < LOG_LINES_PER_ROUND_MAX) {
       this.#log.info(`update from ${device.id} not admitted: ${admission.reason}`, {
         round: body.round,
@@ -463,6 +471,7 @@ export class UpdateApp {
     this.#closedRound = null;
     for (const change of this.#pendingAdmin.splice(0)) this.#adminChange(change);
     this.#evaluations.delete(body.round);
+    this.#earlyEvaluations.clear();
     if (this.#records.length >= RECORDS_KEPT_MAX) this.#records.shift();
     this.#records.push({ round: body.round, height, timeMs, record });
     const rejected = record.updates.filter((u) => !u.accepted);
@@ -546,13 +555,18 @@ export class UpdateApp {
       const edgeBytes = this.#edgeModelHash ? await this.#blob(this.#edgeModelHash) : null;
       const edgeWeights = edgeBytes ? decodeWeights(edgeBytes) : null;
       const started = performance.now();
-      let models = 0;
+      let models = 0, early = 0;
+      // An early evaluation (started when the update was admitted) is reused; a failed one is
+      // simply done again here.
       const evaluation = await this.#ledger.evaluateRound((w) => {
         models++;
-        return evaluate(w, { round, edgeWeights });
+        const ready = this.#earlyEvaluations.get(modelHash(w));
+        if (ready) early++;
+        return ready?.catch(() => evaluate(w, { round, edgeWeights })) ??
+          evaluate(w, { round, edgeWeights });
       });
-      this.#log.info(`round ${round}: evaluated ${models} models`, {
-        ms: Math.round(performance.now() - started),
+      this.#log.info(`round ${round}: evaluated ${models} models (${early} started early)`, {
+        msAfterClose: Math.round(performance.now() - started),
       });
       return evaluation;
     } catch (error) {
@@ -561,6 +575,23 @@ export class UpdateApp {
       });
       return null;
     }
+  }
+
+  #evaluateEarly(round: number, blobHash: string, bytes: Uint8Array): void {
+    const evaluate = this.#options.evaluate;
+    if (!evaluate || this.#earlyEvaluations.has(blobHash)) return;
+    if (this.#earlyEvaluations.size >= EARLY_EVALUATIONS_MAX) return;
+    const edgeHash = this.#edgeModelHash;
+    const run = this.#earlyChain.then(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      const edgeBytes = edgeHash ? await this.#blob(edgeHash) : null;
+      return await evaluate(decodeWeights(bytes), {
+        round,
+        edgeWeights: edgeBytes ? decodeWeights(edgeBytes) : null,
+      });
+    });
+    this.#earlyChain = run.catch(() => {});
+    this.#earlyEvaluations.set(blobHash, run);
   }
 
   // ------------------------------------------------------------------------------------------

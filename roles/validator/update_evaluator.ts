@@ -4,8 +4,11 @@
 // geometric rules alone decide (genesis requireEvaluation = false).
 import type { LabeledMatrix } from "../../ml/data/types.ts";
 import type { ModelConfig } from "../../ml/model/config.ts";
-import { evaluateFlat } from "../../ml/train/evaluate.ts";
+import { evaluateFlatInChunks } from "../../ml/train/evaluate.ts";
 import type { UpdateEvaluator } from "./update_app.ts";
+
+/** Rows scored between two turns of the event loop (~20-50 ms of work for the default model). */
+export const EVALUATION_CHUNK_ROWS = 128;
 
 /** Rows of the validation sample at most: every validator scores every update on all of them. */
 export const VALIDATION_ROWS_MAX = 20_000;
@@ -20,7 +23,13 @@ export function splitModelEvaluator(config: ModelConfig, sample: LabeledMatrix):
     if (!edgeWeights) {
       return Promise.reject(new Error(`round ${round} names no edge model to evaluate with`));
     }
-    const { loss, accuracy } = evaluateFlat(config, deviceWeights, edgeWeights, sample);
-    return Promise.resolve({ loss, accuracy });
+    return evaluateFlatInChunks(
+      config,
+      deviceWeights,
+      edgeWeights,
+      sample,
+      EVALUATION_CHUNK_ROWS,
+      () => new Promise((resolve) => setTimeout(resolve, 0)),
+    ).then(({ loss, accuracy }) => ({ loss, accuracy }));
   };
 }
