@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import process from "node:process";
 import { existingPath, listenAddress, oneOf } from "../options.ts";
 import { UsageError } from "../usage_error.ts";
+import type { UpdateEvaluator } from "../../roles/validator/update_app.ts";
 
 const GENESIS_BYTES_MAX = 64 * 1024 * 1024;
 
@@ -124,10 +125,16 @@ export function validatorCommand(): Command {
       }
       // With the trial's description, score every update's loss and accuracy on its validation
       // split; every validator derives the same split from the same data and seed.
-      let evaluate;
+      // The evaluator (tfjs, the trial's data) loads while the validator starts listening, so
+      // peers and the edge reach it sooner; a load failure still stops the validator below.
+      let evaluate: UpdateEvaluator | undefined;
+      let evaluatorReady: Promise<UpdateEvaluator> | undefined;
       if (options.evaluateTrial) {
         const { trialEvaluator } = await import("../../roles/validator/trial_evaluator.ts");
-        evaluate = await trialEvaluator(options.evaluateTrial);
+        const ready = trialEvaluator(options.evaluateTrial);
+        ready.catch(() => {}); // awaited after the start
+        evaluatorReady = ready;
+        evaluate = async (weights, context) => (await ready)(weights, context);
       }
       const running = await startValidator({
         genesis,
@@ -141,6 +148,14 @@ export function validatorCommand(): Command {
         byzantine: options.byzantine,
         evaluate,
       });
+      if (evaluatorReady) {
+        try {
+          await evaluatorReady;
+        } catch (error) {
+          await running.close();
+          throw error;
+        }
+      }
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         onSignal("SIGINT", stop);

@@ -27,6 +27,8 @@ import { edgeLedgerLink } from "../ledger_link/wiring.ts";
 
 const log = logger("edge");
 const REQUEST_BODY_BYTES_MAX = 80 * 1024 * 1024;
+/** Validators started with the edge may take a while to listen (startup on shared cores). */
+const VALIDATORS_WAIT_MS = 120_000;
 
 export async function runEdge(
   nodePath: string,
@@ -156,6 +158,7 @@ export async function runEdge(
     process.exit(0);
   }
   try {
+    if (ledger) await ledger.awaitValidators(VALIDATORS_WAIT_MS);
     const result = await trainRounds({
       startRound: resume?.roundsDone,
       initial: resume?.model,

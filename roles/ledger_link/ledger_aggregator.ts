@@ -70,6 +70,15 @@ export class LedgerAggregator {
     };
   }
 
+  /** Before the first round: a quorum of validators must answer (they may still be starting). */
+  async awaitValidators(timeoutMs: number): Promise<void> {
+    await this.#options.client.awaitQuorum(
+      timeoutMs,
+      (missing) =>
+        this.#log.info(`waiting for validators to answer: ${missing.join(" ")}`, { timeoutMs }),
+    );
+  }
+
   /** Uploads the round's global blobs and commits round_open. */
   async openRound(loopRound: number, device: Float32Array, edge: Float32Array): Promise<void> {
     const round = this.ledgerRound(loopRound);

@@ -142,6 +142,39 @@ export class ValidatorClient {
     return { id, accepted, errors };
   }
 
+  /** Waits until a quorum (2f+1) of validators answers /v1/status, polling every `pollMs`;
+   * `waiting` is called once if it has to wait. Throws after `timeoutMs` naming who is missing. */
+  async awaitQuorum(
+    timeoutMs: number,
+    waiting: (missing: string[]) => void = () => {},
+    pollMs = 500,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let told = false;
+    for (;;) {
+      const missing: string[] = [];
+      await Promise.all(this.endpoints.map(async (base) => {
+        const ok = await this.#request(base, "/v1/status")
+          .then((r) => {
+            void r.body?.cancel();
+            return r.ok;
+          })
+          .catch(() => false);
+        if (!ok) missing.push(base);
+      }));
+      if (this.endpoints.length - missing.length >= this.ctx.quorum) return;
+      if (Date.now() > deadline) {
+        throw new ValidatorClientError(
+          `no quorum of ${this.ctx.quorum} validators answered within ${timeoutMs} ms; ` +
+            `not answering: ${missing.join(" ")}`,
+        );
+      }
+      if (!told) waiting(missing);
+      told = true;
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+
   /** Polls until the tx is committed (by any validator's account); throws if refused or late. */
   async waitForTx(id: string, timeoutMs = 30_000, pollMs = 100): Promise<CommittedTx> {
     const deadline = Date.now() + timeoutMs;
