@@ -80,7 +80,21 @@ export class LedgerMirror {
         }),
       };
       this.view.setValidators(state);
-      this.view.setStatus({ ledgerHeight: best.height });
+      // run's peers are the processes it talks to: the validators (and the edge, kept as is).
+      const others = this.view.status().peers.filter((p) => p.role !== "validator");
+      this.view.setStatus({
+        ledgerHeight: best.height,
+        peers: [
+          ...this.endpoints.map((e, i) => ({
+            id: e.id,
+            role: "validator" as const,
+            address: e.url,
+            connected: statuses[i] !== null,
+            ...(statuses[i] ? { lastSeen: new Date().toISOString() } : {}),
+          })),
+          ...others,
+        ],
+      });
       const source = this.endpoints[statuses.indexOf(best)].url;
       const now = Date.now();
       for (let h = this.figures.height + 1; h <= best.height; h++) {

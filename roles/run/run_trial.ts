@@ -243,6 +243,16 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     if (event.event === "ready") {
       edgeUrl = event.url;
       edgeReady.resolve(event.url ?? "");
+      const others = context.view.status().peers.filter((p) => p.id !== "edge-0");
+      context.view.setStatus({
+        peers: [...others, {
+          id: "edge-0",
+          role: "edge",
+          ...(event.url ? { address: event.url } : {}),
+          connected: true,
+          lastSeen: new Date().toISOString(),
+        }],
+      });
     }
     if (event.event === "rounds") {
       context.view.setStatus({ roundState: event.state });
@@ -343,6 +353,10 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
     progress.finish();
     await mirror.stop();
     await supervisor.stopAll();
+    // The trial's processes are gone: the UI (with --keep-ui) must not show them as connected.
+    context.view.setStatus({
+      peers: context.view.status().peers.map((p) => ({ ...p, connected: false })),
+    });
   }
   if (rows.length !== spec.rounds) {
     throw new Error(`trial ended after ${rows.length} of ${spec.rounds} rounds`);
