@@ -23,7 +23,7 @@ import { checkMatrixForModel, shuffledBatches } from "../../../ml/train/batches.
 import { trainRounds } from "../../../ml/train/loop.ts";
 import { DeviceSide, EdgeSide, type Release } from "../../../ml/train/split_step.ts";
 import { decodeMessage } from "../../../ml/wire/frame.ts";
-import { makeFixture, maxAbsDiff, partition, sliceRows, tfForTests } from "../fixtures.ts";
+import { flatten, makeFixture, maxAbsDiff, partition, sliceRows, tfForTests } from "../fixtures.ts";
 
 await tfForTests();
 
@@ -33,17 +33,6 @@ const labels = checkMatrixForModel(config, data, "fixture");
 const batch = shuffledBatches(data, labels, 32, 3).next().value!;
 const device0 = initParams(deviceLayout(config), deriveSeed(5, 1));
 const edge0 = initParams(edgeLayout(config), deriveSeed(5, 2));
-
-function flatten(tensors: tf.Tensor[]): Float32Array {
-  const parts = tensors.map((t) => t.dataSync() as Float32Array);
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function rowNorms(values: Float32Array, rows: number): number[] {
   const width = values.length / rows;

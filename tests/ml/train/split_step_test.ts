@@ -8,20 +8,9 @@ import { checkMatrixForModel, shuffledBatches } from "../../../ml/train/batches.
 import { FullModelTrainer } from "../../../ml/train/local.ts";
 import { DeviceSide, EdgeSide } from "../../../ml/train/split_step.ts";
 import { decodeMessage } from "../../../ml/wire/frame.ts";
-import { makeFixture, maxAbsDiff, tfForTests } from "../fixtures.ts";
+import { flatten, makeFixture, maxAbsDiff, tfForTests } from "../fixtures.ts";
 
 await tfForTests();
-
-function flatten(tensors: tf.Tensor[]): Float32Array {
-  const parts = tensors.map((t) => t.dataSync() as Float32Array);
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 const cases: [string, ModelConfig][] = [
   ["default BiLSTM, binary", defaultModelConfig(12)],
