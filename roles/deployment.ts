@@ -47,6 +47,8 @@ export interface NodeConfig {
   device_index?: number;
   trial: TrialSpec;
   admin_token: string;
+  /** Bearer token for the read-only API/UI of the node; absent: public. */
+  read_token?: string;
 }
 
 export interface Deployment {

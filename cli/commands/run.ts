@@ -159,6 +159,12 @@ export function runCommand() {
     )
     .addOption(
       new Option(
+        "--read-token <token>",
+        "token the web UI and API need for read-only views; default: public on this address",
+      ).argParser(adminToken),
+    )
+    .addOption(
+      new Option(
         "--admin-token <token>",
         "token for the UI's admin actions (stop/start rounds, quarantine); default: a random " +
           "one, printed at start",
@@ -296,6 +302,7 @@ Examples:
         logLevel: globals.logLevel,
         keepUi: options.keepUi,
         ...(options.adminToken ? { adminToken: options.adminToken } : {}),
+        ...(options.readToken ? { readToken: options.readToken } : {}),
         hosts: [...options.hosts],
         experiment: options.experiment,
         byzantineValidators: options.byzantineValidators,

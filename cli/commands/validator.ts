@@ -52,6 +52,10 @@ export function validatorCommand(): Command {
       "--admin-token <token>",
       "bearer token for the web API's admin actions (≥ 16 characters)",
     )
+    .option(
+      "--read-token <token>",
+      "bearer token the web API and UI need for read-only views (≥ 16 characters); default: public",
+    )
     .addHelpText(
       "after",
       "\nExample:\n  $ iomt-sfl validator --genesis genesis.json --key v0.key.json --db node0/ledger.db --listen 127.0.0.1:7101",
@@ -145,6 +149,7 @@ export function validatorCommand(): Command {
         port: listen.port,
         version: VERSION,
         adminToken: options.adminToken,
+        readToken: options.readToken,
         byzantine: options.byzantine,
         evaluate,
       });

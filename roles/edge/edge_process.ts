@@ -103,6 +103,7 @@ export async function runEdge(
   const web = createApp(view, {
     version: edgeOptions.version,
     adminToken: config.admin_token,
+    readToken: config.read_token,
     metrics,
   });
   const listen = edgeOptions.listen ?? parseListen(config.listen ?? "127.0.0.1:0");

@@ -36,6 +36,8 @@ export interface ExecuteRunOptions {
   keepUi: boolean;
   /** Bearer token of the UI's admin actions; a random one (printed) when absent. */
   adminToken?: string;
+  /** Bearer token for the UI's read-only views; absent: public. */
+  readToken?: string;
   /** Validator processes (n = 3f + 1). */
   validators: number;
   /** Loopback addresses for the validators and the edge. */
@@ -81,7 +83,12 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
     });
   }
   const adminToken = options.adminToken ?? crypto.randomUUID().replace(/-/g, "");
-  const app = createApp(view, { version: VERSION, adminToken, metrics });
+  const app = createApp(view, {
+    version: VERSION,
+    adminToken,
+    ...(options.readToken ? { readToken: options.readToken } : {}),
+    metrics,
+  });
   const server = await serve({
     fetch: app.fetch,
     hostname: options.listen.hostname,

@@ -31,6 +31,8 @@ export interface StartValidatorOptions {
   version: string;
   settings?: ValidatorSettings;
   adminToken?: string;
+  /** Without it the read-only views are public. */
+  readToken?: string;
   /** Update scoring with the ML engine on a validation sample (update_evaluator.ts). */
   evaluate?: UpdateEvaluator;
   /** Simulation only (`run --byzantine-validators`): misbehave on the wire. */
@@ -94,6 +96,7 @@ export async function startValidator(options: StartValidatorOptions): Promise<Ru
       version: options.version,
       metrics,
       adminToken: options.adminToken,
+      readToken: options.readToken,
       view: updateView(updates, options.genesis.genesis_time_ms),
     });
     node.onCommit((block) => {

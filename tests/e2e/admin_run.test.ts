@@ -10,6 +10,7 @@ import { assert, assertEquals } from "../assert.ts";
 import { linesOf, requireBinary, waitForLine } from "./binary.ts";
 
 const TOKEN = "e2e-admin-token-0123456789";
+const READ_TOKEN = "e2e-read-token-0123456789";
 const STEP_TIMEOUT_MS = 240_000;
 
 interface Status {
@@ -28,6 +29,7 @@ Deno.test({
         "run",
         ...["--devices", "3", "--rounds", "4", "--synthetic-rows", "3000"],
         ...["--batch-size", "128", "--admin-token", TOKEN, "--keep-ui", "--out", out],
+        ...["--read-token", READ_TOKEN],
       ],
       stdout: "null",
       stderr: "piped",
@@ -76,6 +78,16 @@ Deno.test({
           await new Promise((resolve) => setTimeout(resolve, 500));
         }
       };
+
+      // Read-only views need the read token (or the admin token); the read token cannot administer.
+      const anonymous = await fetch(`${base}/api/v1/status`);
+      await anonymous.body?.cancel();
+      assertEquals(anonymous.status, 401);
+      assertEquals((await api("GET", "/api/v1/status", undefined, READ_TOKEN)).status, 200);
+      assertEquals(
+        (await api("POST", "/api/v1/admin/rounds/stop", undefined, READ_TOKEN)).status,
+        403,
+      );
 
       await until("the first round", (s) => (s.round ?? 0) >= 1);
       const refused = await api("POST", "/api/v1/admin/rounds/stop", undefined, "x".repeat(24));
