@@ -159,6 +159,7 @@ export async function executeRun(options: ExecuteRunOptions): Promise<TrialResul
     const timing = formatTiming(results);
     if (timing) process.stdout.write(`where the time went (multi-process):\n${timing}\n\n`);
     const notes = [];
+    if (timing) notes.push({ heading: "Where the time went (multi-process)", text: timing });
     if (options.experiment === "attacks") {
       const summary = formatAttackExperiment(results);
       process.stdout.write(`${summary}\n\n`);

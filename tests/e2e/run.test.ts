@@ -97,6 +97,10 @@ Deno.test("run: a short multi-process trial on loopback only prints the table an
     "report.html loads a remote resource",
   );
   assert(!/url\(\s*["']?(?:https?:)?\/\/|@import/i.test(html), "report.html loads remote CSS");
+  assertStringIncludes(html, "Where the time went (multi-process)");
+  const rows = report.results[0].rows as { timing?: { edgeComputeSeconds: number } }[];
+  assert(rows.every((r) => (r.timing?.edgeComputeSeconds ?? -1) >= 0), "timing per round");
+  assert(report.results[0].peakMemory.edgeMB > 0, "peak RSS of the edge");
   assertEquals(processesMentioning(out), [], "no child of run may outlive it");
 });
 
