@@ -98,7 +98,7 @@ ${notes}
     var box = document.createElement("div");
     document.getElementById("charts").appendChild(box);
     new uPlot({ title: m[1], width: 500, height: 260, series: series,
-      scales: { x: { time: false } }, axes: [{ label: "round" }, {}] }, data, box);
+      scales: { x: { time: false } }, axes: [{ label: "round", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }, {}] }, data, box);
   });
 })();
 </script></body></html>
