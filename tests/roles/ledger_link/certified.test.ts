@@ -26,7 +26,13 @@ Deno.test("a device refuses a model without a certificate for its round; tampere
       global_model_sha256: modelHash(global),
     });
     const opened = await edge.waitForTx(id);
-    const certified = await device.certifiedModel(0, modelHash(global));
+    // waitForTx returns once one validator committed; the one the device asks may apply the block
+    // a moment later and still name the genesis model (same hash, height 0). Bounded wait.
+    let certified = await device.certifiedModel(0, modelHash(global));
+    for (let i = 0; i < 100 && certified.height !== opened.height; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      certified = await device.certifiedModel(0, modelHash(global));
+    }
     assertEquals(certified.height, opened.height);
     assert(certified.certificate !== null);
 
