@@ -14,6 +14,7 @@ import {
 } from "../ml/artifact/model_artifact.ts";
 import type { GlobalModel, RoundReport } from "../ml/train/loop.ts";
 import { Predictor } from "../ml/train/evaluate.ts";
+import { classifyRow } from "../ml/artifact/detector.ts";
 import type { Detection, Flow } from "../web/api_schemas.ts";
 import { type ModelDownload, ViewError } from "../web/node_view.ts";
 import type { Detector } from "../web/memory_view.ts";
@@ -130,23 +131,15 @@ export function detectorOf(artifact: ModelArtifact, round: number): Detector {
     const predictor = new Predictor(config, artifact.device, artifact.edge);
     try {
       const probs = predictor.probabilities(features, flows.length);
+      // The same decision as `iomt-sfl detect` (ml/artifact/detector.ts).
       const results: Detection[] = flows.map((flow, r) => {
         const row = probs.subarray(r * classes, (r + 1) * classes);
-        const attackScore = 1 - row[0];
-        const attack = attackScore >= metadata.threshold;
-        let best = 0;
-        if (attack) {
-          best = 1;
-          for (let c = 2; c < classes; c++) if (row[c] > row[best]) best = c;
-        }
-        const label = classes === 2
-          ? (attack ? metadata.classNames[1] ?? "attack" : metadata.classNames[0] ?? "normal")
-          : metadata.classNames[best] ?? String(best);
+        const { score, alert, best } = classifyRow(row, metadata.threshold);
         return {
           ...(flow.id !== undefined ? { id: flow.id } : {}),
-          label,
-          attack,
-          score: attack ? attackScore : row[0],
+          label: metadata.classNames[best] ?? String(best),
+          attack: alert,
+          score: alert ? score : row[0],
         };
       });
       return Promise.resolve({ modelRound: round, results });

@@ -81,15 +81,11 @@ export async function detectFlows(
     ) {
       const probs = predictor.probabilities(batch.features, batch.rows);
       for (let r = 0; r < batch.rows; r++) {
-        const row = probs.subarray(r * classes, (r + 1) * classes);
-        const score = 1 - row[0];
-        const alert = score >= threshold;
+        const { score, alert, best } = classifyRow(
+          probs.subarray(r * classes, (r + 1) * classes),
+          threshold,
+        );
         if (alert) alerts++;
-        let best = 0;
-        if (classes > 2) {
-          for (let c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
-          if (alert && best === 0) best = bestAttack(row);
-        } else best = alert ? 1 : 0;
         const label = batch.labels[r];
         if (label >= 0) {
           scores.push(score);
@@ -123,6 +119,22 @@ export async function detectFlows(
       ? binaryMetrics(Float64Array.from(scores), Int32Array.from(truth), threshold)
       : undefined,
   };
+}
+
+/** One row of class probabilities (column 0 = normal): the attack score 1 − P(normal), whether it
+ * crosses the threshold, and the class to report (the likeliest attack class on an alert). */
+export function classifyRow(
+  row: Float32Array,
+  threshold: number,
+): { score: number; alert: boolean; best: number } {
+  const score = 1 - row[0];
+  const alert = score >= threshold;
+  let best = 0;
+  if (row.length > 2) {
+    for (let c = 1; c < row.length; c++) if (row[c] > row[best]) best = c;
+    if (alert && best === 0) best = bestAttack(row);
+  } else best = alert ? 1 : 0;
+  return { score, alert, best };
 }
 
 function bestAttack(row: Float32Array): number {
