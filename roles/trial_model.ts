@@ -34,6 +34,18 @@ export interface TrialModelInput {
   trial: TrialSpec;
 }
 
+/** The edge saves every round's model from the same training split: hash it once. */
+const datasetHashes = new WeakMap<object, Promise<string>>();
+
+function datasetHashOf(train: PreparedDataset["train"]): Promise<string> {
+  let hash = datasetHashes.get(train);
+  if (!hash) {
+    hash = hashLabeledMatrix(train);
+    datasetHashes.set(train, hash);
+  }
+  return hash;
+}
+
 /** Saves the round's global model with its preprocessing and metadata into `dir`. */
 export async function saveTrialModel(dir: string, input: TrialModelInput): Promise<ModelMetadata> {
   const { data, report, trial } = input;
@@ -47,7 +59,7 @@ export async function saveTrialModel(dir: string, input: TrialModelInput): Promi
       threshold: report.threshold,
       classNames: [...data.train.classNames],
       featureNames: [...data.train.featureNames],
-      datasetHash: await hashLabeledMatrix(data.train),
+      datasetHash: await datasetHashOf(data.train),
       metrics: report.test,
       training: {
         round: report.round,

@@ -229,15 +229,21 @@ export class UpdateLedger {
   }
 
   /** Runs the injected ML evaluation over the validators' validation sample for the current
-   * global and every admitted update (device-id order) and quantizes the results. */
+   * global and every admitted update (device-id order) and quantizes the results. An update's
+   * blob hash comes along (null for the global), so a shell can reuse work done earlier. */
   async evaluateRound(
-    evaluate: (weights: Float32Array) => Promise<{ loss: number; accuracy: number }>,
+    evaluate: (
+      weights: Float32Array,
+      blobHash: string | null,
+    ) => Promise<{ loss: number; accuracy: number }>,
   ): Promise<RoundEvaluation> {
     const open = this.#requireOpen("evaluateRound");
-    const global = quantizeEvaluation(await evaluate(Float32Array.from(open.globalWeights)));
+    const global = quantizeEvaluation(await evaluate(Float32Array.from(open.globalWeights), null));
     const updates: Record<string, EvalMicro> = {};
     for (const a of sortedAdmitted(open)) {
-      updates[a.tx.deviceId] = quantizeEvaluation(await evaluate(Float32Array.from(a.weights)));
+      updates[a.tx.deviceId] = quantizeEvaluation(
+        await evaluate(Float32Array.from(a.weights), a.tx.blobHash),
+      );
     }
     return { global, updates };
   }

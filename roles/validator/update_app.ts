@@ -111,6 +111,7 @@ export class UpdateApp {
   readonly #earlyEvaluations = new Map<string, Promise<{ loss: number; accuracy: number }>>();
   /** Early evaluations run one at a time, each after the event loop had its turn (PBFT first). */
   #earlyChain: Promise<unknown> = Promise.resolve();
+  #edgeWeights: { hash: string; weights: Float32Array } | null = null;
   readonly #records: CommittedRound[] = [];
   #queue: Promise<void> = Promise.resolve();
   readonly #waiters = new Set<{ height: number; resolve: () => void }>();
@@ -377,9 +378,10 @@ export class UpdateApp {
           // the state at close; a status change committed in that window waits for the result
           // (before the first round_open, for the ledger state that round creates).
           if (this.#closedRound !== null || !this.#ledger) {
-            if (this.#pendingAdmin.length < PENDING_ADMIN_MAX) this.#pendingAdmin.push(change);
-            else this.#log.warn(`${tx.type} ${target.id} dropped: ${PENDING_ADMIN_MAX} pending`);
-            this.#log.info(`${tx.type} ${target.id} waits for the next round boundary`);
+            if (this.#pendingAdmin.length < PENDING_ADMIN_MAX) {
+              this.#pendingAdmin.push(change);
+              this.#log.info(`${tx.type} ${target.id} waits for the next round boundary`);
+            } else this.#log.warn(`${tx.type} ${target.id} dropped: ${PENDING_ADMIN_MAX} pending`);
           } else this.#adminChange(change);
           break;
         }
@@ -552,15 +554,14 @@ export class UpdateApp {
     const evaluate = this.#options.evaluate;
     if (!evaluate || !this.#ledger) return null;
     try {
-      const edgeBytes = this.#edgeModelHash ? await this.#blob(this.#edgeModelHash) : null;
-      const edgeWeights = edgeBytes ? decodeWeights(edgeBytes) : null;
+      const edgeWeights = await this.#roundEdgeWeights(this.#edgeModelHash);
       const started = performance.now();
       let models = 0, early = 0;
       // An early evaluation (started when the update was admitted) is reused; a failed one is
       // simply done again here.
-      const evaluation = await this.#ledger.evaluateRound((w) => {
+      const evaluation = await this.#ledger.evaluateRound((w, blobHash) => {
         models++;
-        const ready = this.#earlyEvaluations.get(modelHash(w));
+        const ready = blobHash === null ? undefined : this.#earlyEvaluations.get(blobHash);
         if (ready) early++;
         return ready?.catch(() => evaluate(w, { round, edgeWeights })) ??
           evaluate(w, { round, edgeWeights });
@@ -577,6 +578,16 @@ export class UpdateApp {
     }
   }
 
+  /** The round's edge-side global (round_open meta), decoded once per hash, not per update. */
+  async #roundEdgeWeights(hash: string | null): Promise<Float32Array | null> {
+    if (!hash) return null;
+    if (this.#edgeWeights?.hash === hash) return this.#edgeWeights.weights;
+    const bytes = await this.#blob(hash);
+    if (!bytes) return null;
+    this.#edgeWeights = { hash, weights: decodeWeights(bytes) };
+    return this.#edgeWeights.weights;
+  }
+
   #evaluateEarly(round: number, blobHash: string, bytes: Uint8Array): void {
     const evaluate = this.#options.evaluate;
     if (!evaluate || this.#earlyEvaluations.has(blobHash)) return;
@@ -584,11 +595,8 @@ export class UpdateApp {
     const edgeHash = this.#edgeModelHash;
     const run = this.#earlyChain.then(async () => {
       await new Promise((resolve) => setTimeout(resolve, 0));
-      const edgeBytes = edgeHash ? await this.#blob(edgeHash) : null;
-      return await evaluate(decodeWeights(bytes), {
-        round,
-        edgeWeights: edgeBytes ? decodeWeights(edgeBytes) : null,
-      });
+      const edgeWeights = await this.#roundEdgeWeights(edgeHash);
+      return await evaluate(decodeWeights(bytes), { round, edgeWeights });
     });
     this.#earlyChain = run.catch(() => {});
     this.#earlyEvaluations.set(blobHash, run);
