@@ -20,8 +20,7 @@ import { saveTrialModel } from "../trial_model.ts";
 import { createApp } from "../../web/app.ts";
 import { MemoryView } from "../../web/memory_view.ts";
 import { createNodeMetrics } from "../../web/metrics.ts";
-import { RoundGate } from "./round_gate.ts";
-import type { AdminActions } from "../../web/node_view.ts";
+import { gateAdminActions, RoundGate } from "./round_gate.ts";
 import { roundDetailOf, rowOf } from "../run/results.ts";
 import { edgeLedgerLink } from "../ledger_link/wiring.ts";
 
@@ -99,7 +98,11 @@ export async function runEdge(
     },
     metrics,
   });
-  view.setAdmin(gateAdmin(gate));
+  view.setAdmin(gateAdminActions(
+    gate,
+    "quarantine and readmit are ledger transactions signed with the admin key: use " +
+      "`iomt-sfl ledger quarantine|readmit` or the UI of `iomt-sfl run`",
+  ));
   const web = createApp(view, {
     version: edgeOptions.version,
     adminToken: config.admin_token,
@@ -234,22 +237,6 @@ export async function runEdge(
     await server.close();
   }
   process.exit(0);
-}
-
-/** Start/stop of rounds; quarantine is a ledger decision the edge cannot make. */
-function gateAdmin(gate: RoundGate): AdminActions {
-  const ledgerOnly = (what: string) =>
-    Promise.resolve({
-      accepted: false,
-      message: `${what} is a ledger transaction signed with the admin key: ` +
-        "use `iomt-sfl ledger " + what + "` or the UI of `iomt-sfl run`",
-    });
-  return {
-    startRound: (request) => Promise.resolve(gate.start(request.rounds)),
-    stopRound: () => Promise.resolve(gate.stop()),
-    quarantine: () => ledgerOnly("quarantine"),
-    readmit: () => ledgerOnly("readmit"),
-  };
 }
 
 function parseListen(text: string): { hostname: string; port: number } {

@@ -2,6 +2,7 @@
 // in progress completes (its updates are scored and aggregated as usual) and the trial then holds
 // before the next round until an operator starts it again, optionally for a fixed number of rounds.
 // Pure: no timers, no I/O; the caller awaits `beforeRound` and logs what it waits for.
+import type { AdminActions } from "../../web/node_view.ts";
 
 export type GateState =
   /** Rounds follow each other. */
@@ -103,4 +104,16 @@ export class RoundGate {
     this.#state = state;
     this.#onChange(state);
   }
+}
+
+/** The admin API of whoever runs rounds behind `gate`: start and stop; quarantine and readmit
+ * are refused with `noLedger` (they are ledger transactions this node cannot sign). */
+export function gateAdminActions(gate: RoundGate, noLedger: string): AdminActions {
+  const refused = () => Promise.resolve({ accepted: false, message: noLedger });
+  return {
+    startRound: (request) => Promise.resolve(gate.start(request.rounds)),
+    stopRound: () => Promise.resolve(gate.stop()),
+    quarantine: refused,
+    readmit: refused,
+  };
 }

@@ -3,7 +3,7 @@
 // are ledger transactions signed with the deployment's admin key.
 import type { AdminResult } from "../../web/api_schemas.ts";
 import type { AdminActions } from "../../web/node_view.ts";
-import type { RoundGate } from "../edge/round_gate.ts";
+import { gateAdminActions, type RoundGate } from "../edge/round_gate.ts";
 import type { LedgerAdmin } from "../ledger_link/ledger_admin.ts";
 
 const EDGE_ADMIN_TIMEOUT_MS = 10_000;
@@ -11,12 +11,7 @@ const NO_LEDGER = "this trial has no ledger (--in-process, or --no-defence): not
 
 /** The in-process trial: rounds run in this process behind `gate`; there is no ledger. */
 export function inProcessAdmin(gate: RoundGate): AdminActions {
-  return {
-    startRound: (request) => Promise.resolve(gate.start(request.rounds)),
-    stopRound: () => Promise.resolve(gate.stop()),
-    quarantine: () => Promise.resolve({ accepted: false, message: NO_LEDGER }),
-    readmit: () => Promise.resolve({ accepted: false, message: NO_LEDGER }),
-  };
+  return gateAdminActions(gate, NO_LEDGER);
 }
 
 /** The multi-process trial: the edge at `edgeUrl()` (undefined until it listens) and the
