@@ -98,27 +98,11 @@ export function lossAndAccuracy(
   return { loss: loss / labels.length, accuracy: correct / labels.length };
 }
 
-/** For validators: score a device-side weight vector (with the current edge weights) on a
- * validation sample. Throws naming the problem when the vector or the sample does not fit. */
-export function evaluateFlat(
-  config: ModelConfig,
-  device: Float32Array,
-  edge: Float32Array,
-  sample: LabeledMatrix,
-): { loss: number; accuracy: number; rows: number } {
-  const labels = checkMatrixForModel(config, sample, "validation sample");
-  const predictor = new Predictor(config, device, edge);
-  try {
-    const probs = predictor.probabilities(sample.features, sample.rows);
-    return { ...lossAndAccuracy(probs, labels, Math.max(2, config.classes)), rows: sample.rows };
-  } finally {
-    predictor.dispose();
-  }
-}
-
-/** evaluateFlat in chunks of `chunkRows`, awaiting `pause()` between them: a validator's event
- * loop keeps serving consensus messages while it scores. The same numbers on every validator
- * that uses the same chunk size. */
+/** For validators: loss and accuracy of a device-side weight vector (with the round's edge
+ * weights) on a validation sample, scored in chunks of `chunkRows` with `pause()` awaited between
+ * them so that the event loop keeps serving consensus messages. The same numbers on every
+ * validator that uses the same chunk size. Throws naming the problem when the vector or the sample
+ * does not fit. */
 export async function evaluateFlatInChunks(
   config: ModelConfig,
   device: Float32Array,
