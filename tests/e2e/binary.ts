@@ -110,3 +110,24 @@ export function roundRows(stdout: string, mode: string): number {
   const table = stdout.split("where the time went")[0];
   return table.split("\n").filter((l) => new RegExp(`^${mode}\\s+\\d`).test(l)).length;
 }
+
+/** `iomt-sfl ledger verify --json` of validator `index` in a `run`/`init` deployment folder. */
+export async function verifyDeploymentLedger(
+  deployment: string,
+  index: number,
+): Promise<RunResult & { report: { ok: boolean; verified_height: number } | null }> {
+  const result = await runBinary([
+    "ledger",
+    "verify",
+    "--db",
+    `${deployment}/data/validator-${index}.db`,
+    "--genesis",
+    `${deployment}/genesis.json`,
+    "--json",
+  ]);
+  let report = null;
+  try {
+    report = JSON.parse(result.stdout);
+  } catch { /* the assertion on the exit code names the output */ }
+  return { ...result, report };
+}

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertEquals } from "../assert.ts";
-import { requireBinary, roundRows, runBinary } from "./binary.ts";
+import { requireBinary, roundRows, verifyDeploymentLedger } from "./binary.ts";
 
 function pidsWith(...markers: string[]): number[] {
   const pids: number[] = [];
@@ -86,17 +86,9 @@ Deno.test({
       const deployment = join(out, "splitfed", "deployment");
       const heights: number[] = [];
       for (let v = 0; v < 4; v++) {
-        const verify = await runBinary([
-          "ledger",
-          "verify",
-          "--db",
-          join(deployment, "data", `validator-${v}.db`),
-          "--genesis",
-          join(deployment, "genesis.json"),
-          "--json",
-        ]);
+        const verify = await verifyDeploymentLedger(deployment, v);
         assertEquals(verify.code, 0, `validator-${v}: ${verify.stdout}${verify.stderr}`);
-        heights.push(JSON.parse(verify.stdout).verified_height);
+        heights.push(verify.report!.verified_height);
       }
       assert(Math.min(...heights) > 0, `heights ${heights}`);
     } finally {

@@ -18,6 +18,7 @@ import {
   requireBinary,
   roundRows,
   runBinary,
+  verifyDeploymentLedger,
 } from "./binary.ts";
 
 const SHORT_TRIAL = [
@@ -192,15 +193,9 @@ Deno.test("run: with a Byzantine validator forging signatures (k = f = 1) the tr
     "honest validators must reject validator-3's forged messages",
   );
   for (let v = 0; v < 3; v++) {
-    const verify = await runBinary([
-      "ledger",
-      "verify",
-      "--db",
-      join(deployment, "data", `validator-${v}.db`),
-      "--genesis",
-      join(deployment, "genesis.json"),
-    ]);
+    const verify = await verifyDeploymentLedger(deployment, v);
     assertEquals(verify.code, 0, `validator-${v}: ${verify.stdout}${verify.stderr}`);
+    assertEquals(verify.report?.ok, true, verify.stdout);
   }
   assertEquals(processesMentioning(out), []);
 });
