@@ -131,6 +131,15 @@ Deno.test({
         0,
         "no block may fail verification",
       );
+      // No gap: blocks that arrived live while a refresh (e.g. the token entered above) was on
+      // its way stay listed.
+      const heights = await page.locator("#blocks-table tbody tr[data-height]").evaluateAll(
+        (rows) => rows.map((r) => Number((r as HTMLElement).dataset.height)),
+      );
+      assert(heights.length >= 3, `blocks listed: ${heights}`);
+      for (let i = 1; i < heights.length; i++) {
+        assertEquals(heights[i], heights[i - 1] - 1, `block list ${heights.join(",")}`);
+      }
       await page.screenshot({ path: `${ARTIFACTS}/run-4-ledger.png`, fullPage: true });
 
       await page.click("#tab-validators");

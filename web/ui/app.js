@@ -881,8 +881,9 @@
   async function refreshAll() {
     const tasks = {
       status: api("/api/v1/status").then(setStatus),
+      // Live events may have delivered rounds and blocks newer than this snapshot while it was
+      // on its way: merge, never drop them (a block missing from the list looks like a gap).
       rounds: api("/api/v1/rounds?limit=500").then(({ rounds }) => {
-        for (const m of MODES) state.rounds[m].clear();
         rounds.forEach(putRound);
       }),
       devices: api("/api/v1/devices").then(({ devices }) => {
@@ -890,7 +891,9 @@
         for (const d of devices) state.devices.set(d.id, d);
       }),
       blocks: api("/api/v1/ledger/blocks?limit=50").then(({ blocks }) => {
-        state.blocks = blocks;
+        const top = blocks.length ? blocks[0].height : 0;
+        state.blocks = [...state.blocks.filter((b) => b.height > top), ...blocks];
+        if (state.blocks.length > BLOCKS_MAX) state.blocks.length = BLOCKS_MAX;
         state.blocksExhausted = false;
       }),
       validators: api("/api/v1/validators").then((v) => (state.validators = v)),
