@@ -9,6 +9,7 @@ import type { Genesis } from "../ledger/chain/types.ts";
 import { generateKeyPair } from "../ledger/crypto/ed25519.ts";
 import { keyFileFor, type KeyRole, writeKeyFile } from "../ledger/crypto/keyfile.ts";
 import type { TrialSpec } from "./trial_spec.ts";
+import { PREPARED_DATA_FILE } from "./trial_data.ts";
 
 export const VALIDATORS_MAX = 100;
 export const DEVICES_MAX = 1000;
@@ -32,6 +33,8 @@ export interface DeploymentSpec {
   trial: TrialSpec;
   /** Token for admin API actions; written into every node config. */
   adminToken: string;
+  /** The trial's data prepared once (`run`); every node loads it instead of preparing its own. */
+  preparedData?: Uint8Array;
 }
 
 export interface NodeConfig {
@@ -49,6 +52,8 @@ export interface NodeConfig {
   admin_token: string;
   /** Bearer token for the read-only API/UI of the node; absent: public. */
   read_token?: string;
+  /** The trial's prepared data file (written by `run`), relative to the deployment. */
+  prepared_data?: string;
 }
 
 export interface Deployment {
@@ -129,7 +134,13 @@ export async function writeDeployment(spec: DeploymentSpec): Promise<Deployment>
     writeFileSync(join(staging, "genesis.json"), JSON.stringify(genesis, null, 2) + "\n");
 
     const nodes: NodeConfig[] = [];
-    const base = { genesis: "genesis.json", trial: spec.trial, admin_token: spec.adminToken };
+    if (spec.preparedData) writeFileSync(join(staging, PREPARED_DATA_FILE), spec.preparedData);
+    const base = {
+      genesis: "genesis.json",
+      trial: spec.trial,
+      admin_token: spec.adminToken,
+      ...(spec.preparedData ? { prepared_data: PREPARED_DATA_FILE } : {}),
+    };
     for (let i = 0; i < spec.validators; i++) {
       const id = `validator-${i}`;
       nodes.push({

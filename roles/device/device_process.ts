@@ -1,7 +1,6 @@
 // `iomt-sfl device`: one device of a trial. Reads only its own partition of the data, trains the
 // CNN half with the edge, and never sends a raw row anywhere.
 import process from "node:process";
-import { prepareDataset } from "../../ml/data/prepare.ts";
 import { onSignal } from "../../runtime/adapter.ts";
 import { globalFetcher } from "../../net/http_client.ts";
 import { logger } from "../../util/log.ts";
@@ -9,7 +8,7 @@ import { emitEvent } from "../events.ts";
 import { startTensorflow } from "../ml_runtime.ts";
 import { loadNode, modelConfigFor, NodeConfigError } from "../node_config.ts";
 import { exitWhenParentDies } from "../supervisor.ts";
-import { prepareOptionsOf } from "../trial_spec.ts";
+import { loadTrialData } from "../trial_data.ts";
 import { DeviceNode } from "./device_node.ts";
 import { flipLabels, poisonFor } from "../attack_plan.ts";
 import { deviceLedgerLink } from "../ledger_link/wiring.ts";
@@ -44,7 +43,7 @@ export async function runDevice(
   }
   const log = logger(`device/${config.id}`);
   await startTensorflow();
-  const data = await prepareDataset(prepareOptionsOf(config.trial));
+  const data = await loadTrialData(config, nodePath);
   const attack = config.trial.attack;
   const malicious = attack?.malicious.includes(config.id) ?? false;
   const honestPartition = data.devices[config.device_index];

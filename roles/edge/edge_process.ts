@@ -1,6 +1,5 @@
 // `iomt-sfl edge`: serves devices' split steps and coordinates the rounds of a trial.
 import process from "node:process";
-import { prepareDataset } from "../../ml/data/prepare.ts";
 import { describeModel, deviceLayout, edgeLayout } from "../../ml/model/split_model.ts";
 import { type TrainingOptions, trainRounds } from "../../ml/train/loop.ts";
 import { RequestVerifier } from "../../net/signed_request.ts";
@@ -10,7 +9,6 @@ import { emitEvent } from "../events.ts";
 import { startTensorflow } from "../ml_runtime.ts";
 import { loadNode, modelConfigFor } from "../node_config.ts";
 import { exitWhenParentDies } from "../supervisor.ts";
-import { prepareOptionsOf } from "../trial_spec.ts";
 import { createEdgeApp } from "./edge_app.ts";
 import { loadEdgeState, saveEdgeState } from "./edge_state.ts";
 import { join } from "node:path";
@@ -23,6 +21,7 @@ import { createNodeMetrics } from "../../web/metrics.ts";
 import { gateAdminActions, RoundGate } from "./round_gate.ts";
 import { roundDetailOf, rowOf } from "../run/results.ts";
 import { edgeLedgerLink } from "../ledger_link/wiring.ts";
+import { loadTrialData } from "../trial_data.ts";
 
 const log = logger("edge");
 const REQUEST_BODY_BYTES_MAX = 80 * 1024 * 1024;
@@ -42,8 +41,8 @@ export async function runEdge(
   log.info("tfjs ready", { backend: tfInfo.backend, simd: tfInfo.simd });
 
   // The edge needs only the validation and test splits (to pick the threshold and report);
-  // in a trial it derives them from the shared data description like every device does.
-  const data = await prepareDataset(prepareOptionsOf(trial));
+  // in a trial it loads them like every device does (prepared by `run`, or derived).
+  const data = await loadTrialData(config, nodePath);
   const model = modelConfigFor(
     trial,
     data.train.featureNames.length,

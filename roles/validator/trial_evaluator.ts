@@ -1,13 +1,12 @@
-// The validators' evaluator for a trial: every validator derives the same validation split from
-// the trial's data description and seed (node config written by init/run), so their loss and
+// The validators' evaluator for a trial: every validator loads the same validation split (the
+// file `run` prepared, or derived from the trial's data description and seed), so their loss and
 // accuracy of an update agree within the tolerance the proposal check allows.
 import { readFileSync } from "node:fs";
-import { prepareDataset } from "../../ml/data/prepare.ts";
 import { headRows } from "../../ml/data/types.ts";
 import type { NodeConfig } from "../deployment.ts";
 import { startTensorflow } from "../ml_runtime.ts";
 import { modelConfigFor } from "../node_config.ts";
-import { prepareOptionsOf } from "../trial_spec.ts";
+import { loadTrialData } from "../trial_data.ts";
 import { splitModelEvaluator, VALIDATION_ROWS_MAX } from "./update_evaluator.ts";
 import type { UpdateEvaluator } from "./update_app.ts";
 
@@ -20,7 +19,7 @@ export async function trialEvaluator(nodeConfigPath: string): Promise<UpdateEval
   const config = JSON.parse(readFileSync(nodeConfigPath, "utf8")) as NodeConfig;
   if (!config.trial) throw new Error(`${nodeConfigPath}: no trial description`);
   await startTensorflow();
-  const data = await prepareDataset(prepareOptionsOf(config.trial));
+  const data = await loadTrialData(config, nodeConfigPath);
   const classes = config.trial.labelMode === "binary" ? 2 : data.validation.classNames.length;
   const model = modelConfigFor(config.trial, data.validation.featureNames.length, classes);
   if (data.validation.rows > VALIDATION_ROWS_MAX) {
