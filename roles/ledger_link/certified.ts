@@ -7,7 +7,7 @@ import type { ChainContext } from "../../ledger/chain/genesis.ts";
 import type { Block, Certificate, RoundResultBody } from "../../ledger/chain/types.ts";
 import { checkModelBlob, decodeWeights } from "../../ledger/app/blob.ts";
 import type { RoundRecord } from "../../ledger/app/record.ts";
-import type { ValidatorClient } from "../validator/client.ts";
+import { type ValidatorClient, ValidatorClientError } from "../validator/client.ts";
 
 export interface CertifiedBlock {
   height: number;
@@ -34,38 +34,76 @@ export interface CertifiedModel {
   certificate: Certificate | null;
 }
 
+/** How long a certified model's bytes may take to appear at the validators after its block. */
+const BLOB_WAIT_MS = 10_000;
+/** Longest long poll (`?wait_ms=`) asked of a validator while waiting for a block. */
+const LONG_POLL_MS_MAX = 5_000;
+
 export class CertificateError extends Error {
   override name = "CertificateError";
 }
 
-/** One committed block from the first validator that has it, verified; null if none has it. */
+/**
+ * One committed block from the first validator that has it, verified; null if none has it.
+ * With `waitMs` > 0 every validator is asked at once with a long poll (`?wait_ms=`: each answers
+ * the moment it commits the block, or 404 after waitMs) and the first valid answer wins.
+ */
 export async function certifiedBlock(
   client: ValidatorClient,
   height: number,
-  options: { fetch?: typeof fetch; timeoutMs?: number } = {},
+  options: { fetch?: typeof fetch; timeoutMs?: number; waitMs?: number; signal?: AbortSignal } = {},
 ): Promise<CertifiedBlock | null> {
   const ctx = client.ctx;
   const doFetch = options.fetch ?? fetch;
   const problems: string[] = [];
-  for (const base of client.endpoints) {
+  const waitMs = Math.max(0, Math.floor(options.waitMs ?? 0));
+  const query = waitMs > 0 ? `?wait_ms=${waitMs}` : "";
+  const fromOne = async (base: string, signal?: AbortSignal) => {
     try {
-      const response = await doFetch(`${base}/v1/blocks/${height}`, {
-        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+      const timeout = AbortSignal.timeout((options.timeoutMs ?? 10_000) + waitMs);
+      const response = await doFetch(`${base}/v1/blocks/${height}${query}`, {
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
       if (response.status === 404) {
         await response.body?.cancel();
-        continue;
+        return null;
       }
       if (!response.ok) {
         await response.body?.cancel();
         problems.push(`${base}: HTTP ${response.status}`);
-        continue;
+        return null;
       }
       const answer = await response.json() as { block: unknown; certificate: Certificate | null };
       return await verifyBlock(ctx, height, answer.block, answer.certificate);
     } catch (error) {
-      problems.push(`${base}: ${(error as Error).message}`);
+      if (!signal?.aborted) problems.push(`${base}: ${(error as Error).message}`);
+      return null;
     }
+  };
+  let found: CertifiedBlock | null = null;
+  if (waitMs === 0) {
+    for (const base of client.endpoints) {
+      found = await fromOne(base);
+      if (found) return found;
+    }
+  } else {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    found = await new Promise<CertifiedBlock | null>((resolve) => {
+      let running = client.endpoints.length;
+      for (const base of client.endpoints) {
+        void fromOne(base, controller.signal).then((block) => {
+          running--;
+          if (block) resolve(block);
+          else if (running === 0) resolve(null);
+        });
+      }
+    });
+    controller.abort();
+    options.signal?.removeEventListener("abort", onAbort);
+    options.signal?.throwIfAborted();
+    if (found) return found;
   }
   if (problems.length === client.endpoints.length) {
     throw new CertificateError(`block ${height}: no validator served a valid block: ${problems}`);
@@ -121,7 +159,13 @@ export async function waitForRoundResult(
   let height = fromHeight;
   while (height < fromHeight + blocksMax) {
     options.signal?.throwIfAborted();
-    const found = await certifiedBlock(client, height, { fetch: options.fetch });
+    const started = Date.now();
+    // Long poll: the validators answer the moment the next block commits (older ones at once).
+    const found = await certifiedBlock(client, height, {
+      fetch: options.fetch,
+      waitMs: Math.max(0, Math.min(LONG_POLL_MS_MAX, deadline - started)),
+      signal: options.signal,
+    });
     if (!found) {
       if (Date.now() > deadline) {
         throw new CertificateError(
@@ -129,7 +173,8 @@ export async function waitForRoundResult(
             `(read up to block ${height - 1})`,
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 100));
+      const early = (options.pollMs ?? 100) - (Date.now() - started);
+      if (early > 0) await new Promise((resolve) => setTimeout(resolve, early));
       continue;
     }
     for (const tx of found.block.txs) {
@@ -154,7 +199,19 @@ export async function fetchModelBytes(
   sha256: string,
   parameterCount: number,
 ): Promise<Float32Array> {
-  const bytes = await client.getBlob(sha256);
+  // A validator stores the round's aggregate while it applies the committed round_result, a
+  // moment after the block commits (which is when a long poll answers): ask again, bounded.
+  const deadline = Date.now() + BLOB_WAIT_MS;
+  let bytes: Uint8Array;
+  for (;;) {
+    try {
+      bytes = await client.getBlob(sha256);
+      break;
+    } catch (error) {
+      if (!(error instanceof ValidatorClientError) || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
   const check = checkModelBlob(bytes, sha256, parameterCount);
   if (!check.ok) throw new CertificateError(`model ${sha256}: ${check.reason}: ${check.detail}`);
   return check.weights;

@@ -45,6 +45,9 @@ export interface GlobalModel {
   source: GlobalModelReference["source"];
 }
 
+/** Longest long poll (`?wait_ms=`) a client asks a validator for. */
+const LONG_POLL_MS_MAX = 5_000;
+
 export class ValidatorClientError extends Error {
   override name = "ValidatorClientError";
 }
@@ -75,10 +78,15 @@ export class ValidatorClient {
   async #request(base: string, path: string, init: RequestInit = {}): Promise<Response> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+    const outer = init.signal;
+    const onAbort = () => controller.abort();
+    outer?.addEventListener("abort", onAbort, { once: true });
+    if (outer?.aborted) controller.abort();
     try {
       return await this.#fetch(`${base}${path}`, { ...init, signal: controller.signal });
     } finally {
       clearTimeout(timer);
+      outer?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -175,30 +183,91 @@ export class ValidatorClient {
     }
   }
 
-  /** Polls until the tx is committed (by any validator's account); throws if refused or late. */
+  /**
+   * Waits until the tx is committed (by any validator's account); throws if refused or late.
+   * Asks every validator at once with a long poll (`?wait_ms=`, answered the moment the tx
+   * commits there) and returns on the first that has it; a validator that answers early without
+   * it (an older one, or one at its wait limit) is asked again after `pollMs`.
+   */
   async waitForTx(id: string, timeoutMs = 30_000, pollMs = 100): Promise<CommittedTx> {
     const deadline = Date.now() + timeoutMs;
-    let last = "no answer yet";
-    while (Date.now() < deadline) {
+    const last = new Map<string, string>();
+    // Each long poll ends well before the request timeout.
+    const longPollMs = Math.max(0, Math.min(LONG_POLL_MS_MAX, this.#timeoutMs - 1_000));
+    const controller = new AbortController();
+    const outcome: { found: CommittedTx | null; refused: ValidatorClientError | null } = {
+      found: null,
+      refused: null,
+    };
+    const ask = async (base: string) => {
+      while (!outcome.found && !outcome.refused && Date.now() < deadline) {
+        const started = Date.now();
+        const waitMs = Math.max(0, Math.min(longPollMs, deadline - started));
+        try {
+          const response = await this.#request(base, `/v1/tx/${id}?wait_ms=${waitMs}`, {
+            signal: controller.signal,
+          });
+          const status = await response.json();
+          if (status.status === "committed") {
+            outcome.found ??= { id, height: status.height, index: status.index };
+            return;
+          }
+          if (status.status === "rejected") {
+            outcome.refused ??= new ValidatorClientError(
+              `tx ${id} was left out of its block: ${status.reason}`,
+            );
+            return;
+          }
+          last.set(base, `${base}: ${status.status ?? `HTTP ${response.status}`}`);
+        } catch (error) {
+          if (outcome.found || outcome.refused) return;
+          last.set(base, `${base}: ${(error as Error).message}`);
+        }
+        const early = pollMs - (Date.now() - started);
+        if (early > 0 && !outcome.found && !outcome.refused) {
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.min(early, Math.max(0, deadline - Date.now())))
+          );
+        }
+      }
+    };
+    // Done at the first answer that settles it (the other polls are aborted), or when all gave up.
+    await new Promise<void>((resolve) => {
+      let running = this.endpoints.length;
+      for (const base of this.endpoints) {
+        void ask(base).then(() => {
+          running--;
+          if (outcome.found || outcome.refused || running === 0) {
+            controller.abort();
+            resolve();
+          }
+        });
+      }
+    });
+    if (outcome.found) return outcome.found;
+    if (outcome.refused) {
+      // Only the proposer knows why it left a tx out; the others say "left out". Ask in endpoint
+      // order, as a plain poll does, so the answer names the reason when a validator has it.
       for (const base of this.endpoints) {
         try {
-          const response = await this.#request(base, `/v1/tx/${id}`);
-          const status = await response.json();
+          const status = await (await this.#request(base, `/v1/tx/${id}`)).json();
           if (status.status === "committed") {
             return { id, height: status.height, index: status.index };
           }
           if (status.status === "rejected") {
             throw new ValidatorClientError(`tx ${id} was left out of its block: ${status.reason}`);
           }
-          last = `${base}: ${status.status}`;
         } catch (error) {
           if (error instanceof ValidatorClientError) throw error;
-          last = `${base}: ${(error as Error).message}`;
         }
       }
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
+      throw outcome.refused;
     }
-    throw new ValidatorClientError(`tx ${id} not committed after ${timeoutMs} ms (${last})`);
+    throw new ValidatorClientError(
+      `tx ${id} not committed after ${timeoutMs} ms (${
+        [...last.values()].join("; ") || "no answer yet"
+      })`,
+    );
   }
 
   /** Uploads a blob to every validator (signed request); returns its SHA-256 and how many stored it. */

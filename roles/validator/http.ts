@@ -9,7 +9,7 @@ import type { LedgerStore } from "../../ledger/store/store.ts";
 import { RequestVerifier } from "../../net/signed_request.ts";
 import { createApp } from "../../web/app.ts";
 import type { NodeMetrics } from "../../web/metrics.ts";
-import type { ValidatorNode } from "./node.ts";
+import { COMMIT_WAIT_MS_MAX, type ValidatorNode } from "./node.ts";
 import { validatorView } from "./view.ts";
 import type { NodeView } from "../../web/node_view.ts";
 
@@ -37,6 +37,13 @@ export async function readBody(request: Request, bytesMax: number): Promise<Uint
     throw new BodyTooLarge(`body of ${declared} bytes, limit ${bytesMax}`);
   }
   if (!request.body) return new Uint8Array(0);
+  // Declared length within the limit: the server reads exactly that many bytes, in one go (the
+  // chunked stream below cost a validator more CPU than the small protocol messages themselves).
+  if (Number.isFinite(declared)) {
+    const bytes = new Uint8Array(await request.arrayBuffer());
+    if (bytes.length > bytesMax) throw new BodyTooLarge(`body larger than ${bytesMax} bytes`);
+    return bytes;
+  }
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -62,6 +69,15 @@ export async function readBody(request: Request, bytesMax: number): Promise<Uint
 
 const error = (status: number, code: string, message: string) =>
   Response.json({ error: { code, message: message.slice(0, 1000) } }, { status });
+
+/** `?wait_ms=N` of a long poll: 0 when absent, null when not an integer in 0…COMMIT_WAIT_MS_MAX. */
+function waitMsOf(value: string | undefined): number | null {
+  if (value === undefined) return 0;
+  const ms = Number(value);
+  return /^[0-9]{1,6}$/.test(value) && ms <= COMMIT_WAIT_MS_MAX ? ms : null;
+}
+const badWait = () =>
+  error(400, "malformed", `wait_ms must be an integer from 0 to ${COMMIT_WAIT_MS_MAX}`);
 
 export function createValidatorApp(
   node: ValidatorNode,
@@ -146,10 +162,20 @@ export function createValidatorApp(
     }, accepted > 0 ? 202 : 400);
   });
 
+  // `?wait_ms=N` (long poll): answers once the tx is committed or rejected here, or after N ms.
   app.get("/v1/tx/:id", async (c) => {
     const id = c.req.param("id");
     if (!isHex(id, 32)) return error(400, "malformed", "tx id must be 64 lowercase hex digits");
-    const status = await node.txStatus(id);
+    const waitMs = waitMsOf(c.req.query("wait_ms"));
+    if (waitMs === null) return badWait();
+    const deadline = Date.now() + waitMs;
+    let status = await node.txStatus(id);
+    while (
+      (status.status === "pending" || status.status === "unknown") && Date.now() < deadline &&
+      await node.waitForHeight(node.app.committed.height + 1, deadline - Date.now())
+    ) {
+      status = await node.txStatus(id);
+    }
     return c.json(status, status.status === "unknown" ? 404 : 200);
   });
 
@@ -209,11 +235,15 @@ export function createValidatorApp(
     return c.json({ address, id: key.id, role: key.role, nonce: node.app.committedNonce(address) });
   });
 
+  // `?wait_ms=N` (long poll): a block not committed here yet is waited for up to N ms.
   app.get("/v1/blocks/:height", async (c) => {
     const height = Number(c.req.param("height"));
     if (!Number.isSafeInteger(height) || height < 1) {
       return error(400, "malformed", "height must be an integer ≥ 1");
     }
+    const waitMs = waitMsOf(c.req.query("wait_ms"));
+    if (waitMs === null) return badWait();
+    if (waitMs > 0) await node.waitForHeight(height, waitMs);
     for await (const committed of store.readCommitted(height, height)) {
       return c.json({
         height,

@@ -5,6 +5,7 @@
 //
 // Group commit: the events waiting in the inbox are stepped together (up to STEPS_PER_FLUSH_MAX)
 // and their outputs written in one flush, so one fsync covers many votes.
+import { setImmediate } from "node:timers";
 import { LedgerError } from "../../ledger/chain/errors.ts";
 import {
   type ChainContext,
@@ -22,7 +23,7 @@ import {
 } from "../../ledger/chain/types.ts";
 import { blockHash, encodeBlock, validateBlockShape } from "../../ledger/chain/block.ts";
 import { verifyCertificate } from "../../ledger/chain/certificate.ts";
-import { concatBytes, fromHex, toHex } from "../../ledger/crypto/bytes.ts";
+import { fromHex } from "../../ledger/crypto/bytes.ts";
 import type { LoadedKey } from "../../ledger/crypto/keyfile.ts";
 import { createReplica, type Replica } from "../../ledger/pbft/replica.ts";
 import { embeddedSignedMessages } from "../../ledger/pbft/signing.ts";
@@ -45,10 +46,9 @@ import type { LedgerStore, ProtocolBatch } from "../../ledger/store/store.ts";
 import { type Logger, logger } from "../../util/log.ts";
 import { type BlockState, ChainApp, requestKeyOf } from "./chain_app.ts";
 import type { Outbound } from "./transport.ts";
+import { ProtocolPersistence, restoreSnapshot, SNAPSHOT_KEY } from "./protocol_log.ts";
 import {
   decodeEnvelope,
-  decodeSnapshot,
-  encodeSnapshot,
   type RejectReason,
   signMessage,
   verifyMessage,
@@ -56,9 +56,7 @@ import {
   type WireLimits,
 } from "./wire.ts";
 
-export const SNAPSHOT_KEY = "pbft/snapshot";
-/** Protocol log entries holding a prepared block: 32-byte block hash, then the payload. */
-const PAYLOAD_LOG_KIND = "prepared-payload";
+export { SNAPSHOT_KEY } from "./protocol_log.ts";
 /** Events stepped before one durable flush. */
 const STEPS_PER_FLUSH_MAX = 512;
 /** Waiting events at most; past it, peer messages are dropped (PBFT retransmits them). */
@@ -74,6 +72,10 @@ const FORWARD_TXS_PER_SWEEP_MAX = 4096;
 const SLOW_WORK_LOG_MS = 20;
 /** Wait before stepping a batch, so events arriving together share one durable write. */
 const FLUSH_LINGER_MS = 0;
+/** Open long polls (GET ...?wait_ms=) at most; past it a wait answers at once (the client polls). */
+export const COMMIT_WAITERS_MAX = 1024;
+/** Longest wait a long poll may ask for. */
+export const COMMIT_WAIT_MS_MAX = 30_000;
 /** Whatever the genesis allows, no single request body above this is read. */
 export const REQUEST_BODY_BYTES_CAP = 256 * 1024 * 1024;
 
@@ -182,11 +184,13 @@ export class ValidatorNode {
   readonly #replica: Replica;
   readonly #blockSource: BlockSource;
   #syncing = false;
-  /** Prepared block payloads already in the protocol log. */
-  #payloadsWritten = new Set<string>();
+  /** What the protocol log holds: each flush writes only what changed (protocol_log.ts). */
+  readonly #persistence = new ProtocolPersistence();
 
   readonly #inbox: ReplicaEvent[] = [];
   #draining = false;
+  /** The running drain (stop waits for its write to finish). */
+  #drained: Promise<void> = Promise.resolve();
   #stopped = false;
   #fatal: Error | null = null;
   readonly #timers = new Map<TimerName, ReturnType<typeof setTimeout>>();
@@ -206,6 +210,10 @@ export class ValidatorNode {
   /** Pre-prepare arrival time by height, for the commit latency histogram. */
   readonly #proposedAtMs = new Map<number, number>();
   readonly #commitListeners = new Set<(block: Block, certificateHeight: number) => void>();
+  /** Long polls waiting for a height to commit here (bounded by COMMIT_WAITERS_MAX). */
+  readonly #commitWaiters = new Set<
+    { height: number; resolve: (ok: boolean) => void; timer: ReturnType<typeof setTimeout> }
+  >();
   readonly commitLatenciesMs: number[] = [];
   committedTxs = 0;
   /** Durable writes (snapshot or block transactions), for tests and benchmarks. */
@@ -276,9 +284,11 @@ export class ValidatorNode {
     );
     const stateBytes = (await options.store.loadProtocolState()).get(SNAPSHOT_KEY);
     const snapshot = stateBytes
-      ? withPayloads(
-        decodeSnapshot(stateBytes, limits),
+      ? restoreSnapshot(
+        stateBytes,
         await options.store.loadProtocolLog(0),
+        limits,
+        config.clientsTrackedMax,
       )
       : null;
     const replica = createReplica(
@@ -332,6 +342,41 @@ export class ValidatorNode {
   onCommit(listener: (block: Block, height: number) => void): () => void {
     this.#commitListeners.add(listener);
     return () => this.#commitListeners.delete(listener);
+  }
+
+  /**
+   * Resolves true once block `height` is committed and durable here, false after `timeoutMs`
+   * (at most COMMIT_WAIT_MS_MAX), when the node stops, or at once when COMMIT_WAITERS_MAX waits
+   * are open: the long poll behind `GET /v1/blocks/:height?wait_ms=` and `GET /v1/tx/:id?wait_ms=`.
+   */
+  waitForHeight(height: number, timeoutMs: number): Promise<boolean> {
+    if (this.app.committed.height >= height) return Promise.resolve(true);
+    const waitMs = Math.min(Math.max(0, timeoutMs), COMMIT_WAIT_MS_MAX);
+    if (waitMs === 0 || this.#stopped || this.#commitWaiters.size >= COMMIT_WAITERS_MAX) {
+      return Promise.resolve(false);
+    }
+    return new Promise((resolve) => {
+      const waiter = {
+        height,
+        resolve,
+        timer: setTimeout(() => {
+          this.#commitWaiters.delete(waiter);
+          resolve(false);
+        }, waitMs),
+      };
+      this.#commitWaiters.add(waiter);
+    });
+  }
+
+  #wakeCommitWaiters(): void {
+    if (this.#commitWaiters.size === 0) return;
+    const height = this.app.committed.height;
+    for (const waiter of this.#commitWaiters) {
+      if (waiter.height > height && !this.#stopped) continue;
+      clearTimeout(waiter.timer);
+      this.#commitWaiters.delete(waiter);
+      waiter.resolve(waiter.height <= height);
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -491,8 +536,15 @@ export class ValidatorNode {
   // ------------------------------------------------------------------------------------------
   // inbound: clients
 
-  /** A transaction from a client (or forwarded by a peer). Verified before it is queued. */
-  async submitTx(value: unknown, options: { forwarded?: boolean } = {}): Promise<SubmitResult> {
+  /**
+   * A transaction from a client (or forwarded by a peer). Verified before it is queued.
+   * `own`: this validator made it (a round_result): no client sent it to the other validators, so
+   * a backup forwards it to the primary at once instead of after forwardAfterMs.
+   */
+  async submitTx(
+    value: unknown,
+    options: { forwarded?: boolean; own?: boolean } = {},
+  ): Promise<SubmitResult> {
     return (await this.submitTxs([value], options))[0];
   }
 
@@ -503,7 +555,7 @@ export class ValidatorNode {
    */
   async submitTxs(
     values: readonly unknown[],
-    options: { forwarded?: boolean } = {},
+    options: { forwarded?: boolean; own?: boolean } = {},
   ): Promise<SubmitResult[]> {
     const checked = values.map((value) =>
       options.forwarded
@@ -558,9 +610,23 @@ export class ValidatorNode {
     // One step for the whole request: the primary decides on a batch once, not per tx.
     if (requests.length > 0) this.#enqueue({ type: "client-requests", requests });
     if (requests.length > 0 && !options.forwarded && this.#settings.forwardToPrimary) {
+      if (options.own) this.#forwardOwn(requests);
       this.#armForward();
     }
     return results;
+  }
+
+  /** This validator's own txs go to the primary now (it is their only sender). */
+  #forwardOwn(requests: readonly ClientRequest[]): void {
+    const primary = this.#replica.inspect().view % this.ctx.validators.length;
+    const forward: Tx[] = [];
+    for (const request of requests) {
+      const entry = this.#mempool.get(requestKeyOf(request));
+      if (!entry || entry.forwardedTo === primary) continue;
+      entry.forwardedTo = primary;
+      if (primary !== this.self) forward.push(entry.tx);
+    }
+    if (forward.length > 0) this.#outbound.forwardTxs(primary, forward);
   }
 
   #armForward(): void {
@@ -675,8 +741,19 @@ export class ValidatorNode {
       this.#draining = true;
       // A macrotask, not a microtask: the other requests and timers already due get to add their
       // events first, so one durable write (one fsync) covers all of them (group commit).
-      setTimeout(() => void this.#drain(), this.#settings.flushLingerMs);
+      this.#drained = new Promise((resolve) =>
+        this.#later(() => void this.#drain().finally(resolve))
+      );
     }
+  }
+
+  /**
+   * After the I/O already due (setImmediate: no 1 ms timer clamp, no sleep), or after the
+   * linger when one is set: requests and messages that arrived together share one step batch.
+   */
+  #later(callback: () => void): void {
+    if (this.#settings.flushLingerMs > 0) setTimeout(callback, this.#settings.flushLingerMs);
+    else setImmediate(callback);
   }
 
   async #drain(): Promise<void> {
@@ -692,7 +769,7 @@ export class ValidatorNode {
         await this.#flush(outputs);
         // Let requests that arrived during the write enqueue before the next batch.
         if (this.#inbox.length < STEPS_PER_FLUSH_MAX) {
-          await new Promise((resolve) => setTimeout(resolve, this.#settings.flushLingerMs));
+          await new Promise<void>((resolve) => this.#later(resolve));
         }
       }
     } catch (error) {
@@ -743,26 +820,13 @@ export class ValidatorNode {
       }
     }
     let protocol: ProtocolBatch | undefined;
-    let live: Set<string> | null = null;
+    let written: (() => void) | null = null;
     if (snapshot) {
-      // Block payloads of prepared certificates are written once each (protocol log, pruned at
-      // the stable checkpoint); the snapshot, rewritten on every flush, refers to them by hash.
-      const append = [];
-      live = new Set<string>();
-      for (const { prePrepare } of snapshot.preparedCertificates) {
-        live.add(prePrepare.blockHash);
-        if (this.#payloadsWritten.has(prePrepare.blockHash)) continue;
-        append.push({
-          seq: prePrepare.height,
-          kind: PAYLOAD_LOG_KIND,
-          bytes: concatBytes(fromHex(prePrepare.blockHash), prePrepare.payload),
-        });
-      }
-      protocol = {
-        state: { [SNAPSHOT_KEY]: encodeSnapshot(snapshot, { payloadsByReference: true }) },
-        append,
-        pruneBelowSeq: snapshot.stable.height + 1,
-      };
+      // Only what changed since the last flush is written (protocol_log.ts).
+      const fresh = outputs.flatMap((output) =>
+        output.commits.flatMap((commit) => commit.freshRequestIds)
+      );
+      ({ batch: protocol, written } = this.#persistence.batch(snapshot, fresh));
     }
     if (committed.length > 0 || protocol) {
       this.durableWrites++;
@@ -780,9 +844,10 @@ export class ValidatorNode {
         this.app.advance(c.state);
         this.#afterCommit(c.commit, c.block, results[i].appended);
       });
+      this.#wakeCommitWaiters();
     }
     if (snapshot) {
-      this.#payloadsWritten = live!;
+      written!();
       this.#snapshot = snapshot;
     }
     // 2. Only now may this flush's messages leave. Unsigned ones are this replica's: sign them.
@@ -957,6 +1022,7 @@ export class ValidatorNode {
       pending_requests: inspection.pendingRequests,
       inbox_events: this.#inbox.length,
       committed_txs: this.committedTxs,
+      durable_writes: this.durableWrites,
       peers: this.ctx.validators.map((v, index) => ({
         id: v.id,
         index,
@@ -978,7 +1044,10 @@ export class ValidatorNode {
     if (this.#forwardTimer) clearTimeout(this.#forwardTimer);
     for (const timer of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
+    this.#wakeCommitWaiters();
     this.#inbox.length = 0;
+    // A write in progress completes (the store stays consistent for its owner).
+    await this.#drained;
     await this.#outbound.close();
   }
 }
@@ -1001,33 +1070,6 @@ export function wireLimits(config: ReplicaConfig): WireLimits {
     clientIdLengthMax: config.clientIdLengthMax,
     envelopeMessagesMax: 1024,
     listItemsMax: Math.max(config.watermarkWindowHeights * 2, config.transferBatchHeightsMax),
-  };
-}
-
-/** Puts the logged payloads back into a snapshot's prepared certificates (all must be found). */
-function withPayloads(
-  snapshot: ProtocolSnapshot,
-  log: readonly { kind: string; bytes: Uint8Array }[],
-): ProtocolSnapshot {
-  const payloads = new Map<string, Uint8Array>();
-  for (const entry of log) {
-    if (entry.kind === PAYLOAD_LOG_KIND && entry.bytes.length >= 32) {
-      payloads.set(toHex(entry.bytes.subarray(0, 32)), entry.bytes.subarray(32));
-    }
-  }
-  return {
-    ...snapshot,
-    preparedCertificates: snapshot.preparedCertificates.map((certificate) => {
-      const { prePrepare } = certificate;
-      if (prePrepare.payload.length > 0) return certificate;
-      const payload = payloads.get(prePrepare.blockHash);
-      if (!payload) {
-        throw new Error(
-          `protocol log lacks the payload of prepared block ${prePrepare.height} ${prePrepare.blockHash}`,
-        );
-      }
-      return { ...certificate, prePrepare: { ...prePrepare, payload } };
-    }),
   };
 }
 

@@ -29,6 +29,9 @@ export interface HttpOutboundOptions {
   requestTimeoutMs?: number;
   /** Attempts per batch, first included. */
   attemptsMax?: number;
+  /** Requests in flight per peer: a message does not wait behind a peer busy with the one
+   * before (PBFT orders by view and height, not by arrival). */
+  requestsInFlightMax?: number;
   backoffMsMax?: number;
   fetch?: typeof fetch;
   log?: (line: string) => void;
@@ -47,6 +50,7 @@ const DEFAULTS = {
   requestTimeoutMs: 3_000,
   attemptsMax: 3,
   backoffMsMax: 2_000,
+  requestsInFlightMax: 2,
 };
 
 type ResolvedOptions =
@@ -55,7 +59,9 @@ type ResolvedOptions =
 
 class PeerQueue {
   readonly items: Item[] = [];
-  busy = false;
+  inFlight = 0;
+  /** Forwarded txs go one request at a time: a sender's nonces arrive in order. */
+  txsInFlight = false;
   failures = 0;
   pausedUntilMs = 0;
   timer: ReturnType<typeof setTimeout> | null = null;
@@ -118,7 +124,10 @@ export class HttpOutbound implements Outbound {
 
   #pump(peer: number): void {
     const queue = this.#peers[peer];
-    if (queue.busy || queue.items.length === 0 || this.#closed) return;
+    if (
+      queue.inFlight >= this.#options.requestsInFlightMax || queue.items.length === 0 ||
+      this.#closed
+    ) return;
     const waitMs = queue.pausedUntilMs - Date.now();
     if (waitMs > 0) {
       if (!queue.timer) {
@@ -129,9 +138,13 @@ export class HttpOutbound implements Outbound {
       }
       return;
     }
-    queue.busy = true;
+    // A peer that failed gets one request at a time until it answers again.
+    if (queue.failures > 0 && queue.inFlight > 0) return;
     // Take one kind at a time, keeping order within the queue.
     const kind = queue.items[0].kind;
+    if (kind === "tx" && queue.txsInFlight) return;
+    queue.inFlight++;
+    if (kind === "tx") queue.txsInFlight = true;
     const batch: Item[] = [];
     let bytes = 0;
     while (
@@ -144,7 +157,8 @@ export class HttpOutbound implements Outbound {
       batch.push(item);
     }
     void this.#deliver(peer, batch).then((ok) => {
-      queue.busy = false;
+      queue.inFlight--;
+      if (kind === "tx") queue.txsInFlight = false;
       if (ok) {
         queue.failures = 0;
         queue.pausedUntilMs = 0;
@@ -156,6 +170,7 @@ export class HttpOutbound implements Outbound {
       }
       this.#pump(peer);
     });
+    this.#pump(peer);
   }
 
   async #deliver(peer: number, batch: Item[]): Promise<boolean> {

@@ -26,6 +26,7 @@ import type {
   ProtocolMessage,
   ProtocolSnapshot,
   RequestId,
+  SentVote,
   Status,
   ViewChange,
 } from "../../ledger/pbft/types.ts";
@@ -492,6 +493,65 @@ export function encodeSnapshot(
   return new TextEncoder().encode(JSON.stringify(value, bytesReplacer));
 }
 
+/** One prepared certificate as bytes for the protocol log; its block payload is left out (the
+ * caller logs each payload once, keyed by block hash). */
+export function encodePreparedCertificate(certificate: PreparedCertificate): Uint8Array {
+  const value = {
+    ...certificate,
+    prePrepare: { ...certificate.prePrepare, payload: new Uint8Array(0) },
+  };
+  return new TextEncoder().encode(JSON.stringify(value, bytesReplacer));
+}
+
+/** Inverse of encodePreparedCertificate (payload empty); messages checked like wire ones. */
+export function decodePreparedCertificate(
+  bytes: Uint8Array,
+  limits: WireLimits,
+): PreparedCertificate {
+  allowUnsigned = true;
+  try {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    } catch (error) {
+      bad(`prepared certificate is not JSON: ${(error as Error).message}`);
+    }
+    return decodePrepared(raw, limits, "prepared certificate");
+  } finally {
+    allowUnsigned = false;
+  }
+}
+
+/** A vote this replica sent, as bytes for the protocol log. */
+export function encodeSentVote(vote: SentVote): Uint8Array {
+  const { kind, view, height, blockHash } = vote;
+  return new TextEncoder().encode(JSON.stringify({ kind, view, height, blockHash }));
+}
+
+/** Inverse of encodeSentVote. */
+export function decodeSentVote(bytes: Uint8Array): SentVote {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (error) {
+    bad(`vote is not JSON: ${(error as Error).message}`);
+  }
+  return sentVote(raw, "vote");
+}
+
+function sentVote(value: unknown, path: string): SentVote {
+  const vote = record(value, path, ["kind", "view", "height", "blockHash"]);
+  if (vote.kind !== "pre-prepare" && vote.kind !== "prepare" && vote.kind !== "commit") {
+    bad(`${path}.kind`);
+  }
+  return {
+    kind: vote.kind,
+    view: int(vote.view, `${path}.view`),
+    height: int(vote.height, `${path}.height`),
+    blockHash: hash(vote.blockHash, `${path}.blockHash`),
+  };
+}
+
 /** Decodes a snapshot written by encodeSnapshot; embedded messages are checked like wire ones. */
 export function decodeSnapshot(bytes: Uint8Array, limits: WireLimits): ProtocolSnapshot {
   allowUnsigned = true;
@@ -534,18 +594,9 @@ function decodeSnapshotStrict(bytes: Uint8Array, limits: WireLimits): ProtocolSn
       "snapshot.preparedCertificates",
       limits.listItemsMax,
     ).map((c, i) => decodePrepared(c, limits, `snapshot.preparedCertificates[${i}]`)),
-    votes: list(s.votes, "snapshot.votes", 1_000_000).map((v, i) => {
-      const vote = record(v, `snapshot.votes[${i}]`, ["kind", "view", "height", "blockHash"]);
-      if (vote.kind !== "pre-prepare" && vote.kind !== "prepare" && vote.kind !== "commit") {
-        bad(`snapshot.votes[${i}].kind`);
-      }
-      return {
-        kind: vote.kind,
-        view: int(vote.view, `snapshot.votes[${i}].view`),
-        height: int(vote.height, `snapshot.votes[${i}].height`),
-        blockHash: hash(vote.blockHash, `snapshot.votes[${i}].blockHash`),
-      };
-    }),
+    votes: list(s.votes, "snapshot.votes", 1_000_000).map((v, i) =>
+      sentVote(v, `snapshot.votes[${i}]`)
+    ),
     newView: s.newView === null
       ? null
       : decodeMessage(s.newView, limits, "snapshot.newView") as NewView,

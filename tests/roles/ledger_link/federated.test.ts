@@ -179,7 +179,13 @@ Deno.test("validators filter poisoned SplitFed updates; F1 stays close to the cl
     );
     assert(Math.abs(f1(run) - f1(clean)) <= 0.1, `F1 ${f1(run)} vs clean ${f1(clean)}`);
 
-    // All 4 validators: identical chains that verifyLedger accepts.
+    // All 4 validators: identical chains that verifyLedger accepts. The trial goes on as soon as
+    // one validator answers that the last result committed: wait for the others to commit it too.
+    const top = Math.max(...cluster.nodes.map((n) => n!.app.committed.height));
+    await cluster.waitFor(
+      `every validator at height ${top}`,
+      () => cluster.nodes.every((n) => n!.app.committed.height >= top),
+    );
     await Promise.all(cluster.liveApps().map((a) => a.idle()));
     assertEquals(new Set(cluster.liveApps().map((a) => a.stateRoot())).size, 1);
     const height = Math.min(...cluster.nodes.map((n) => n!.app.committed.height));

@@ -3,14 +3,18 @@
 // aggregated; reputation drops and quarantine follows; all validators end with identical chains
 // that verifyLedger accepts, and a restarted validator rebuilds the same state from its blocks.
 import { assert, assertEquals } from "../../assert.ts";
-import { decodeWeights, encodeWeights, modelHash } from "../../../ledger/app/blob.ts";
+import { encodeWeights, modelHash } from "../../../ledger/app/blob.ts";
 import { createRng } from "../../../ledger/app/prng.ts";
 import { scale, signFlip } from "../../../ledger/app/attacks.ts";
 import type { RoundRecord } from "../../../ledger/app/record.ts";
 import { verifyLedger } from "../../../ledger/verify.ts";
 import { sha256HexAsync } from "../../../ledger/crypto/sha256.ts";
 import type { LoadedKey } from "../../../ledger/crypto/keyfile.ts";
-import { certifiedRoundModel, waitForRoundResult } from "../../../roles/ledger_link/certified.ts";
+import {
+  certifiedRoundModel,
+  fetchModelBytes,
+  waitForRoundResult,
+} from "../../../roles/ledger_link/certified.ts";
 import { UpdateSubmitter } from "../../../roles/ledger_link/update_submitter.ts";
 import { UpdateCluster } from "./update_cluster.ts";
 import { ledgerCommand } from "../../../cli/commands/ledger.ts";
@@ -57,8 +61,8 @@ Deno.test("validators reject poisoned and bad updates with reasons, agree on the
       });
       records.push(result.record);
       await cluster.waitForRound(round);
-      const model = await edge.getBlob(result.modelSha256);
-      global = decodeWeights(model);
+      // fetchModelBytes waits (bounded) for the validators to store the aggregate they commit.
+      global = await fetchModelBytes(edge, result.modelSha256, global.length);
       assertEquals(modelHash(global), result.modelSha256);
       return { height, result };
     };
@@ -261,7 +265,13 @@ Deno.test("validators reject poisoned and bad updates with reasons, agree on the
     );
     assert(items.find((d) => d.id === "dev-1")!.reputation > 0.7, JSON.stringify(listed));
 
-    // Identical chains, identical application state, verifyLedger on every store.
+    // Identical chains, identical application state, verifyLedger on every store (once every
+    // validator committed what the first one did: clients go on after the first).
+    const top = Math.max(...cluster.nodes.map((n) => n!.app.committed.height));
+    await cluster.waitFor(
+      `every validator at height ${top}`,
+      () => cluster.nodes.every((n) => n!.app.committed.height >= top),
+    );
     await Promise.all(cluster.liveApps().map((a) => a.idle()));
     const roots = cluster.liveApps().map((a) => a.stateRoot());
     assertEquals(new Set(roots).size, 1, `state roots ${roots}`);
