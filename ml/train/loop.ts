@@ -15,7 +15,12 @@ import { describeModel, deviceLayout, edgeLayout, initParams } from "../model/sp
 import { logger } from "../../util/log.ts";
 import type { ClassificationReport } from "../metrics/classification.ts";
 import { checkMatrixForModel, shuffledBatches } from "./batches.ts";
-import { evaluateSplits, Predictor } from "./evaluate.ts";
+import {
+  evaluateSplits,
+  evaluateSplitsPausing,
+  Predictor,
+  type SplitsEvaluation,
+} from "./evaluate.ts";
 import { type DeviceExecutor, InProcessExecutor } from "./executor.ts";
 import {
   batchSeed,
@@ -110,6 +115,35 @@ export interface TrainingInput {
   startRound?: number;
   /** Sees every device release (in-process executor and splitfed-v2 only). */
   observeReleases?: ReleaseObserver;
+  /** Called with each round's aggregated model before it is evaluated: a coordinator persists
+   * it here, so that a restart resumes after this round even if its report was not out yet. */
+  afterAggregate?: (training: RoundTraining, model: GlobalModel) => void | Promise<void>;
+  /** Evaluate each round while the next one trains, awaiting `pause()` between blocks of rows
+   * (a server keeps answering its devices); onRound then comes during the next round. At most
+   * one evaluation is in flight; the numbers are the same as inline evaluation's. */
+  background?: { pause: () => Promise<void> };
+}
+
+/** What a round's report knows when its model is aggregated (before evaluation). */
+export type RoundTraining = Omit<
+  RoundReport,
+  "validationLoss" | "threshold" | "test" | "evaluationSeconds"
+>;
+
+/** The full report: training figures plus the evaluation of the round's model. */
+export function completeReport(
+  training: RoundTraining,
+  evaluation: SplitsEvaluation,
+  evaluationSeconds: number,
+): RoundReport {
+  return {
+    ...training,
+    validationLoss: evaluation.validationLoss,
+    threshold: evaluation.threshold,
+    test: evaluation.test,
+    seconds: training.seconds + evaluationSeconds,
+    evaluationSeconds,
+  };
 }
 
 export interface TrainingResult {
@@ -181,6 +215,7 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
   let model = input.initial ?? initialModel(config, options.seed);
   const predictor = new Predictor(config, model.device, model.edge);
   const rounds: RoundReport[] = [];
+  let inFlight: Promise<void> | null = null;
   try {
     for (let round = input.startRound ?? 0; round < options.rounds; round++) {
       input.signal?.throwIfAborted();
@@ -233,30 +268,55 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
         samples = r.samples;
         model = r.model;
       }
-      const evaluationStarted = performance.now();
-      predictor.setParams(model.device, model.edge);
-      const evaluation = evaluateSplits(predictor, input.validation, input.test);
-      const evaluationSeconds = (performance.now() - evaluationStarted) / 1000;
-      const report: RoundReport = {
+      // Seconds until aggregation; completeReport adds the evaluation's. Tensors and memory are
+      // counted here, between rounds, also when the evaluation runs during the next round.
+      const training: RoundTraining = {
         round,
         mode: options.mode,
         trainLoss: lossSum / Math.max(steps, 1),
-        validationLoss: evaluation.validationLoss,
-        threshold: evaluation.threshold,
-        test: evaluation.test,
         samples,
         seconds: (performance.now() - started) / 1000,
-        evaluationSeconds,
         numTensors: tf.memory().numTensors,
         ...residentMemoryMB(),
         privacy: local.protection
           ? epsilonSpent(local.protection, releasesPerRow(round + 1, options.localEpochs))
           : null,
       };
-      rounds.push(report);
-      await input.onRound?.(report, model);
+      // The previous round's report first: at most one round is aggregated but unreported.
+      if (inFlight) await inFlight;
+      inFlight = null;
+      await input.afterAggregate?.(training, model);
+      const roundModel = model;
+      const finish = async () => {
+        const evaluationStarted = performance.now();
+        predictor.setParams(roundModel.device, roundModel.edge);
+        const evaluation = input.background
+          ? await evaluateSplitsPausing(
+            predictor,
+            input.validation,
+            input.test,
+            input.background.pause,
+          )
+          : evaluateSplits(predictor, input.validation, input.test);
+        const report = completeReport(
+          training,
+          evaluation,
+          (performance.now() - evaluationStarted) / 1000,
+        );
+        rounds.push(report);
+        await input.onRound?.(report, roundModel);
+      };
+      if (input.background) {
+        inFlight = finish();
+        inFlight.catch(() => {}); // raised where it is awaited: next round or the end
+      } else {
+        await finish();
+      }
     }
+    if (inFlight) await inFlight;
   } finally {
+    // An evaluation still running (the loop failed) must not outlive its predictor.
+    await inFlight?.catch(() => {});
     predictor.dispose();
     if (!input.executor) await executor.close();
   }

@@ -35,6 +35,7 @@ export class EdgeNode implements DeviceExecutor {
   #taskCounter = 0;
   /** Time in split steps (server-side forward, loss, backward) since the last take. */
   #computeMs = 0;
+  #lastStepEndMs = Number.NEGATIVE_INFINITY;
 
   constructor(
     readonly config: ModelConfig,
@@ -265,12 +266,26 @@ export class EdgeNode implements DeviceExecutor {
     const started = performance.now();
     try {
       const { reply, loss } = copy.side.step(message, where);
-      this.#computeMs += performance.now() - started;
+      this.#lastStepEndMs = performance.now();
+      this.#computeMs += this.#lastStepEndMs - started;
       copy.nextStep++;
       copy.lossSum += loss;
       return reply;
     } catch (error) {
       throw new EdgeRefusal("bad_frame", (error as Error).message);
+    }
+  }
+
+  /** Resolves once no split step has run for `quietMs`, or after `maxWaitMs` at the latest:
+   * background work (the last round's evaluation) goes between the devices' steps, not before. */
+  async idle(quietMs: number, maxWaitMs: number): Promise<void> {
+    const started = performance.now();
+    for (;;) {
+      const now = performance.now();
+      const quietFor = now - this.#lastStepEndMs;
+      if (quietFor >= quietMs || now - started >= maxWaitMs) return;
+      const waitMs = Math.min(quietMs - quietFor, maxWaitMs - (now - started));
+      await new Promise((resolve) => setTimeout(resolve, Math.max(1, waitMs)));
     }
   }
 

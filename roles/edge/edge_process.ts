@@ -1,7 +1,14 @@
 // `iomt-sfl edge`: serves devices' split steps and coordinates the rounds of a trial.
 import process from "node:process";
 import { describeModel, deviceLayout, edgeLayout } from "../../ml/model/split_model.ts";
-import { type TrainingOptions, trainRounds } from "../../ml/train/loop.ts";
+import {
+  completeReport,
+  type GlobalModel,
+  type RoundReport,
+  type TrainingOptions,
+  trainRounds,
+} from "../../ml/train/loop.ts";
+import { evaluateSplits, Predictor } from "../../ml/train/evaluate.ts";
 import { RequestVerifier } from "../../net/signed_request.ts";
 import { onSignal, serve } from "../../runtime/adapter.ts";
 import { logger } from "../../util/log.ts";
@@ -11,6 +18,7 @@ import { loadNode, modelConfigFor } from "../node_config.ts";
 import { exitWhenParentDies } from "../supervisor.ts";
 import { createEdgeApp } from "./edge_app.ts";
 import { loadEdgeState, saveEdgeState } from "./edge_state.ts";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256Hex } from "../../ledger/crypto/sha256.ts";
 import { EdgeNode } from "./edge_node.ts";
@@ -27,6 +35,21 @@ const log = logger("edge");
 const REQUEST_BODY_BYTES_MAX = 80 * 1024 * 1024;
 /** Validators started with the edge may take a while to listen (startup on shared cores). */
 const VALIDATORS_WAIT_MS = 120_000;
+/** A block of the background evaluation waits for a pause this long in the devices' steps... */
+const EVALUATION_QUIET_MS = 15;
+/** ...but not longer than this, so the report is never starved. */
+const EVALUATION_WAIT_MS_MAX = 250;
+
+interface RoundExtra {
+  ledger?: {
+    height: number;
+    consensusMs: number;
+    accepted: string[];
+    rejected: { device: string; reasons: string[] }[];
+  };
+  edgeComputeSeconds: number;
+  consensusSeconds: number;
+}
 
 export async function runEdge(
   nodePath: string,
@@ -154,13 +177,93 @@ export async function runEdge(
   const trialKey = sha256Hex(new TextEncoder().encode(JSON.stringify(trial)));
   const resume = loadEdgeState(stateDir, trialKey);
   if (resume) log.warn(`resuming after a restart: ${resume.roundsDone} round(s) already done`);
-  if (resume && resume.roundsDone >= trial.rounds) {
-    emitEvent({ event: "done", rounds: resume.roundsDone });
-    await edge.close();
-    await server.close();
-    process.exit(0);
-  }
   try {
+    // Per round, what the report event carries besides the report, taken when the round is
+    // aggregated (the report itself follows during the next round: background evaluation).
+    const roundExtra = (): RoundExtra => {
+      const outcome = ledger?.outcomes.at(-1);
+      return {
+        ...(outcome
+          ? {
+            ledger: {
+              height: outcome.resultHeight,
+              consensusMs,
+              accepted: outcome.acceptedDevices,
+              rejected: outcome.record.updates.filter((u) => !u.accepted).map((u) => ({
+                device: u.deviceId,
+                reasons: [...u.reasons],
+              })),
+            },
+          }
+          : {}),
+        edgeComputeSeconds: edge.takeComputeSeconds(),
+        consensusSeconds: ledger ? consensusMs / 1000 : 0,
+      };
+    };
+    const extras = new Map<number, RoundExtra>();
+    const onRound = async (report: RoundReport, roundModel: GlobalModel) => {
+      const extra = extras.get(report.round) ?? roundExtra();
+      extras.delete(report.round);
+      const started = new Date(Date.now() - report.seconds * 1000);
+      view.publishRound(
+        roundDetailOf(rowOf(view.status().mode ?? "splitfed", report, mine.length), started),
+      );
+      // The latest global model as a detector artifact (`iomt-sfl detect --model DIR`).
+      await saveTrialModel(join(stateDir, "model"), {
+        config: model,
+        model: roundModel,
+        report,
+        data,
+        trial,
+      });
+      log.info(
+        `round ${report.round}: F1 ${report.test.binary.f1.toFixed(4)}, accuracy ${
+          report.test.binary.accuracy.toFixed(4)
+        }`,
+      );
+      emitEvent({
+        event: "round",
+        report,
+        ...(extra.ledger ? { ledger: extra.ledger } : {}),
+        parameters: {
+          device: deviceLayout(model).totalLength,
+          edge: edgeLayout(model).totalLength,
+        },
+        timing: {
+          edgeComputeSeconds: extra.edgeComputeSeconds,
+          evaluationSeconds: report.evaluationSeconds,
+          consensusSeconds: extra.consensusSeconds,
+        },
+      });
+      // Reported: a restart from here on resumes with the next round only.
+      if (roundsAggregated === report.round + 1) {
+        saveEdgeState(stateDir, trialKey, report.round + 1, roundModel);
+      }
+    };
+    let roundsAggregated = resume?.roundsDone ?? 0;
+    if (resume?.unreported) {
+      // Killed after aggregating a round but before its report went out: report it now.
+      const { extra, ...training } = resume.unreported;
+      log.warn(`round ${training.round}: reporting it after the restart`);
+      // Written by this program's afterAggregate below (the state file's hash-checked weights
+      // aside, it is trusted like the rest of the edge's own data folder).
+      if (extra) extras.set(training.round, extra as RoundExtra);
+      const predictor = new Predictor(model, resume.model.device, resume.model.edge);
+      try {
+        const t0 = performance.now();
+        const evaluation = evaluateSplits(predictor, data.validation, data.test);
+        await onRound(
+          completeReport(training, evaluation, (performance.now() - t0) / 1000),
+          resume.model,
+        );
+      } finally {
+        predictor.dispose();
+      }
+    }
+    if (resume && resume.roundsDone >= trial.rounds) {
+      emitEvent({ event: "done", rounds: resume.roundsDone });
+      return;
+    }
     if (ledger) await ledger.awaitValidators(VALIDATORS_WAIT_MS);
     const result = await trainRounds({
       startRound: resume?.roundsDone,
@@ -178,53 +281,18 @@ export async function runEdge(
           log.info(
             `round ${r + 1} waits for an operator's start (POST /api/v1/admin/rounds/start)`,
           ), controller.signal),
-      onRound: async (report, roundModel) => {
-        const started = new Date(Date.now() - report.seconds * 1000);
-        view.publishRound(
-          roundDetailOf(rowOf(view.status().mode ?? "splitfed", report, mine.length), started),
-        );
-        saveEdgeState(stateDir, trialKey, report.round + 1, roundModel);
-        // The latest global model as a detector artifact (`iomt-sfl detect --model DIR`).
-        await saveTrialModel(join(stateDir, "model"), {
-          config: model,
-          model: roundModel,
-          report,
-          data,
-          trial,
-        });
-        log.info(
-          `round ${report.round}: F1 ${report.test.binary.f1.toFixed(4)}, accuracy ${
-            report.test.binary.accuracy.toFixed(4)
-          }`,
-        );
-        const outcome = ledger?.outcomes.at(-1);
-        emitEvent({
-          event: "round",
-          report,
-          ...(outcome
-            ? {
-              ledger: {
-                height: outcome.resultHeight,
-                consensusMs,
-                accepted: outcome.acceptedDevices,
-                rejected: outcome.record.updates.filter((u) => !u.accepted).map((u) => ({
-                  device: u.deviceId,
-                  reasons: [...u.reasons],
-                })),
-              },
-            }
-            : {}),
-          parameters: {
-            device: deviceLayout(model).totalLength,
-            edge: edgeLayout(model).totalLength,
-          },
-          timing: {
-            edgeComputeSeconds: edge.takeComputeSeconds(),
-            evaluationSeconds: report.evaluationSeconds,
-            consensusSeconds: ledger ? consensusMs / 1000 : 0,
-          },
-        });
+      // Saved before the evaluation: a restart must not train an aggregated round again (the
+      // ledger has its result); the report is still owed and is sent on resume if need be.
+      afterAggregate: (training, roundModel) => {
+        const extra = roundExtra();
+        extras.set(training.round, extra);
+        roundsAggregated = training.round + 1;
+        saveEdgeState(stateDir, trialKey, training.round + 1, roundModel, { ...training, extra });
+        crashOnceIfInjected(stateDir, training.round);
       },
+      // The devices' next round starts while this one is evaluated, between their steps.
+      background: { pause: () => edge.idle(EVALUATION_QUIET_MS, EVALUATION_WAIT_MS_MAX) },
+      onRound,
     });
     const modelDir = join(stateDir, "model");
     log.info(`trained model: ${modelDir} (score flows: iomt-sfl detect --model ${modelDir} FILE)`);
@@ -236,6 +304,21 @@ export async function runEdge(
     await server.close();
   }
   process.exit(0);
+}
+
+/** Fault injection for the e2e tests: `IOMT_SFL_FAULT_EDGE_CRASH_AFTER_AGGREGATE=N` makes the
+ * edge exit (code 70) right after aggregating loop round N, once per state folder — the window in
+ * which a round is on the ledger but its report is not out. */
+export const FAULT_EDGE_CRASH_ENV = "IOMT_SFL_FAULT_EDGE_CRASH_AFTER_AGGREGATE";
+
+function crashOnceIfInjected(stateDir: string, round: number): void {
+  const wanted = process.env[FAULT_EDGE_CRASH_ENV];
+  if (wanted === undefined || Number(wanted) !== round) return;
+  const marker = join(stateDir, "fault-injected");
+  if (existsSync(marker)) return;
+  writeFileSync(marker, `${round}\n`);
+  log.warn(`fault injection: exiting after aggregating round ${round} (${FAULT_EDGE_CRASH_ENV})`);
+  process.exit(70);
 }
 
 function parseListen(text: string): { hostname: string; port: number } {

@@ -1,10 +1,11 @@
-// The edge's durable round state: after each completed round, the global model (both halves)
+// The edge's durable round state: after each aggregated round, the global model (both halves)
 // and the number of rounds done, written atomically, so that a restarted edge resumes with the
-// next round instead of starting over. Checked on read: hashes must match the bytes.
+// next round instead of starting over; a round whose report was not out yet is reported on
+// resume. Checked on read: hashes must match the bytes.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeWeights, encodeWeights, modelHash } from "../../ledger/app/blob.ts";
-import type { GlobalModel } from "../../ml/train/loop.ts";
+import type { GlobalModel, RoundTraining } from "../../ml/train/loop.ts";
 
 const STATE_FILE = "edge-state.json";
 
@@ -16,19 +17,28 @@ interface StateFile {
   edge_sha256: string;
   /** Guards against resuming another trial's state. */
   trial_key: string;
+  /** The last round's training figures while its evaluation (and report) is still to come. */
+  unreported?: RoundTraining & { extra?: unknown };
 }
 
 export interface EdgeResume {
   roundsDone: number;
   model: GlobalModel;
+  /** Round roundsDone - 1 was aggregated but its report never went out: evaluate `model`. */
+  unreported?: RoundTraining & { extra?: unknown };
 }
 
+/** `unreported`: set when the round is aggregated, cleared once its report is out. */
 export function saveEdgeState(
   dir: string,
   trialKey: string,
   roundsDone: number,
   model: GlobalModel,
+  unreported?: RoundTraining & { extra?: unknown },
 ): void {
+  if (unreported && unreported.round !== roundsDone - 1) {
+    throw new Error(`edge state: unreported round ${unreported.round} is not the last one done`);
+  }
   mkdirSync(dir, { recursive: true });
   const deviceSha = modelHash(model.device), edgeSha = modelHash(model.edge);
   writeAtomic(join(dir, `${deviceSha}.bin`), encodeWeights(model.device));
@@ -39,6 +49,7 @@ export function saveEdgeState(
     device_sha256: deviceSha,
     edge_sha256: edgeSha,
     trial_key: trialKey,
+    ...(unreported ? { unreported } : {}),
   };
   writeAtomic(join(dir, STATE_FILE), new TextEncoder().encode(JSON.stringify(state)));
 }
@@ -59,9 +70,13 @@ export function loadEdgeState(dir: string, trialKey: string): EdgeResume | null 
     if (modelHash(weights) !== sha) throw new Error(`${dir}/${sha}.bin does not match its hash`);
     return weights;
   };
+  if (state.unreported && state.unreported.round !== state.roundsDone - 1) {
+    throw new Error(`${path}: unreported round ${state.unreported.round} is not the last one done`);
+  }
   return {
     roundsDone: state.roundsDone,
     model: { device: read(state.device_sha256), edge: read(state.edge_sha256) },
+    ...(state.unreported ? { unreported: state.unreported } : {}),
   };
 }
 

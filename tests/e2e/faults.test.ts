@@ -103,3 +103,64 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "faults: the edge dies after a round is aggregated but before its report; the restarted edge reports it",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const out = join(mkdtempSync(join(tmpdir(), "iomt-faults-report-")), "trial");
+    const run = new Deno.Command(requireBinary(), {
+      args: [
+        "run",
+        "--devices",
+        "3",
+        "--rounds",
+        "3",
+        "--synthetic-rows",
+        "3000",
+        "--batch-size",
+        "128",
+        "--min-devices",
+        "2",
+        "--out",
+        out,
+      ],
+      env: { IOMT_SFL_FAULT_EDGE_CRASH_AFTER_AGGREGATE: "1" },
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).spawn();
+    try {
+      const [status, stdout, stderr] = await Promise.all([
+        run.status,
+        new Response(run.stdout).text(),
+        new Response(run.stderr).text(),
+      ]);
+      assert(status.success, `run failed:\n${stderr.slice(-4000)}`);
+      assert(
+        /fault injection: exiting after aggregating round 1/.test(stderr),
+        stderr.slice(-3000),
+      );
+      assert(/edge-0 exited with code 70; restarting/.test(stderr), stderr.slice(-3000));
+      assert(/round 1: reporting it after the restart/.test(stderr), stderr.slice(-3000));
+      // Every round is in the table exactly once, and round 2 ran after the restart.
+      assertEquals(roundRows(stdout, "splitfed"), 3, stdout);
+      const deployment = join(out, "splitfed", "deployment");
+      for (let v = 0; v < 4; v++) {
+        const verify = await verifyDeploymentLedger(deployment, v);
+        assertEquals(verify.code, 0, `validator-${v}: ${verify.stdout}${verify.stderr}`);
+      }
+    } finally {
+      try {
+        run.kill("SIGKILL");
+      } catch { /* exited */ }
+      for (const pid of pidsWith(out)) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    }
+  },
+});

@@ -79,6 +79,66 @@ Deno.test("tensor count does not grow across rounds", async () => {
   assert.equal(tf.memory().numTensors, before, "tensors left after training");
 });
 
+Deno.test("background evaluation: same reports as inline, in order, one round behind", async () => {
+  const inline = await trainRounds({
+    options: options("splitfed-v1"),
+    partitions: partition(train, 3),
+    validation,
+    test,
+  });
+  const events: string[] = [];
+  let pauses = 0;
+  const background = await trainRounds({
+    options: options("splitfed-v1"),
+    partitions: partition(train, 3),
+    validation,
+    test,
+    beforeRound: (round) => {
+      events.push(`start ${round}`);
+      return Promise.resolve();
+    },
+    afterAggregate: (training) => void events.push(`aggregated ${training.round}`),
+    onRound: async (report) => {
+      events.push(`report ${report.round}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    },
+    background: {
+      pause: async () => {
+        pauses++;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      },
+    },
+  });
+  assert.deepEqual(background.rounds.map(summary), inline.rounds.map(summary));
+  assert.deepEqual(background.model, inline.model);
+  assert.ok(pauses >= 2 * 3, `pause() awaited between blocks: ${pauses}`);
+  // Each report comes after its aggregation and before the next aggregation; all before the end.
+  for (let r = 0; r < 3; r++) {
+    const reported = events.indexOf(`report ${r}`);
+    assert.ok(reported > events.indexOf(`aggregated ${r}`), events.join(", "));
+    if (r < 2) assert.ok(reported < events.indexOf(`aggregated ${r + 1}`), events.join(", "));
+  }
+  assert.equal(events.at(-1), "report 2");
+});
+
+Deno.test("background evaluation: a failing report surfaces and nothing is left running", async () => {
+  const before = tf.memory().numTensors;
+  await assert.rejects(
+    trainRounds({
+      options: options("splitfed-v1"),
+      partitions: partition(train, 2),
+      validation,
+      test,
+      onRound: (report) => {
+        if (report.round === 0) throw new Error("disk full while saving round 0");
+      },
+      background: { pause: () => Promise.resolve() },
+    }),
+    /disk full while saving round 0/,
+  );
+  assert.equal(tf.memory().numTensors, before, "tensors left after the failure");
+});
+
 Deno.test("multi-class SplitFed v2 reports per-class metrics", async () => {
   const config = { ...model, classes: 3 };
   const data = makeFixture({ rows: 240, features: 10, classes: 3, seed: 4, separation: 2 });
