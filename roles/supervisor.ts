@@ -2,6 +2,7 @@
 // when that pipe closes, so that no child outlives its parent, even when the parent is killed
 // with SIGKILL and cannot forward anything. SIGINT/SIGTERM in the parent are forwarded.
 import { type ChildProcess, spawn } from "node:child_process";
+import os from "node:os";
 import process from "node:process";
 import { onSignal, selfCommand } from "../runtime/adapter.ts";
 import { logger } from "../util/log.ts";
@@ -27,6 +28,8 @@ export interface SpawnSelfOptions {
   /** Receives each line the child writes to stderr (its log). */
   onStderrLine?: (line: string) => void;
   onStdoutLine?: (line: string) => void;
+  /** Scheduling niceness 0..19 (higher yields the CPU to others); absent: the parent's. */
+  niceness?: number;
 }
 
 export class Supervisor {
@@ -62,6 +65,19 @@ export class Supervisor {
     });
     if (child.pid === undefined) throw new Error(`cannot start ${name}: ${command}`);
     const pid = child.pid;
+    if (options.niceness !== undefined) {
+      if (!Number.isInteger(options.niceness) || options.niceness < 0 || options.niceness > 19) {
+        throw new Error(`${name}: niceness ${options.niceness} outside 0..19`);
+      }
+      try {
+        os.setPriority(pid, options.niceness);
+      } catch (error) {
+        // Only a scheduling preference: the child runs either way.
+        log.debug(`${name}: cannot set niceness ${options.niceness}`, {
+          error: (error as Error).message,
+        });
+      }
+    }
     forwardLines(child.stdout!, options.onStdoutLine);
     forwardLines(
       child.stderr!,

@@ -44,6 +44,31 @@ import {
 } from "./results.ts";
 
 const log = logger("run");
+
+/** On one machine the edge's serial BiLSTM work is the trial's critical path; validators score
+ * updates in the background and yield the CPU to it (measured in docs/benchmarks.md). */
+export const TRIAL_NICENESS: Readonly<Record<TrialRole, number>> = {
+  edge: 0,
+  device: 0,
+  validator: 10,
+};
+/** For measurements: e.g. "validator=0,device=5" overrides TRIAL_NICENESS per role. */
+export const TRIAL_NICENESS_ENV = "IOMT_SFL_TRIAL_NICENESS";
+type TrialRole = "edge" | "device" | "validator";
+
+export function trialNiceness(override: string | undefined): Record<TrialRole, number> {
+  const result = { ...TRIAL_NICENESS };
+  for (const part of (override ?? "").split(",").filter((p) => p.trim() !== "")) {
+    const match = /^\s*(edge|device|validator)\s*=\s*(\d{1,2})\s*$/.exec(part);
+    if (!match || Number(match[2]) > 19) {
+      throw new Error(
+        `${TRIAL_NICENESS_ENV}: "${part}" is not role=0..19 (roles: edge, device, validator)`,
+      );
+    }
+    result[match[1] as TrialRole] = Number(match[2]);
+  }
+  return result;
+}
 /** A crashed child (validator, edge, device) is started again this many times. */
 const CHILD_RESTARTS_MAX = 5;
 const CHILD_RESTART_DELAY_MS = 1_000;
@@ -176,6 +201,7 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
   const rows: RoundRow[] = [];
   let roundStarted = new Date();
   const nodePath = (id: string) => join(deployment.dir, "nodes", `${id}.json`);
+  const niceness = trialNiceness(process.env[TRIAL_NICENESS_ENV]);
   const common = ["--log-level", context.logLevel];
 
   // Simulated Byzantine validators are the last k; behaviours alternate forge / silent.
@@ -212,6 +238,7 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
       ]
       : [role, "--node", nodePath(id)];
     return supervisor.spawnSelfRestarting(id, [...common, ...args], {
+      niceness: niceness[role],
       restartsMax: CHILD_RESTARTS_MAX,
       delayMs: CHILD_RESTART_DELAY_MS,
       onStdoutLine: onEvent,
