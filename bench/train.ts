@@ -19,6 +19,8 @@ export interface TrainBenchOptions {
   /** Python with torch; Debian's, not a pyenv one first on PATH. Empty = skip PyTorch. */
   python: string;
   torchThreads: number[];
+  /** Threads of the LSTM kernel (1 or 2; IOMT_SFL_LSTM_THREADS overrides). */
+  lstmThreads: number;
 }
 
 export interface TrainBenchRow {
@@ -57,6 +59,7 @@ const DEFAULTS: TrainBenchOptions = {
   bidirectional: true,
   python: "/usr/bin/python3",
   torchThreads: [1, 2],
+  lstmThreads: 2,
 };
 
 function runtimeName(): string {
@@ -127,7 +130,10 @@ export async function benchTrain(
 ): Promise<TrainBenchResult> {
   const o = { ...DEFAULTS, ...overrides };
   const loadBefore = os.loadavg();
-  const { info } = await initTensorflow({ backend: "wasm" });
+  const { info } = await initTensorflow({ backend: "wasm", lstmThreads: o.lstmThreads });
+  const { lstmKernel } = await import("../ml/kernels/lstm_kernel.ts");
+  // The worker thread, if any, starts asynchronously: wait for it so that every run uses it.
+  const lstmThreads = lstmKernel().waitForThreads();
   const { defaultModelConfig } = await import("../ml/model/config.ts");
   const { deviceLayout, edgeLayout, initParams, describeModel } = await import(
     "../ml/model/split_model.ts"
@@ -228,7 +234,7 @@ export async function benchTrain(
   const footer =
     `${runtimeName()}, tfjs ${info.backend}${info.simd ? "+SIMD" : ""} (${
       info.patches.join(", ")
-    }); ` +
+    }), LSTM kernel ${lstmThreads} thread${lstmThreads > 1 ? "s" : ""}; ` +
     `${torch[0]?.version ?? "PyTorch skipped"}; ${machine}; load average before ${
       loadBefore.map((l) => l.toFixed(2)).join(" ")
     }, ` +
@@ -540,9 +546,14 @@ if ((import.meta as { main?: boolean }).main) {
     process.exit(0);
   }
   const quick = process.argv.includes("--quick");
-  const result = await benchTrain(
-    quick ? { batches: [256], minSeconds: 0.5, runs: 1, torchThreads: [1] } : {},
-  );
+  const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+  const result = await benchTrain({
+    ...(quick ? { batches: [256], minSeconds: 0.5, runs: 1, torchThreads: [1] } : {}),
+    ...(arg("lstm-threads") ? { lstmThreads: Number(arg("lstm-threads")) } : {}),
+    ...(arg("batches") ? { batches: arg("batches")!.split(",").map(Number) } : {}),
+    ...(arg("torch-threads") ? { torchThreads: arg("torch-threads")!.split(",").map(Number) } : {}),
+    ...(process.argv.includes("--no-torch") ? { python: "" } : {}),
+  });
   console.log(result.model);
   console.log();
   console.log(result.table);

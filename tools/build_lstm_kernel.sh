@@ -12,10 +12,14 @@ SRC=ml/kernels/lstm.c
 OUT_TS=ml/kernels/lstm_wasm.generated.ts
 
 compile() {
-  "$CLANG" --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -ffreestanding \
+  # Shared, imported memory (atomics + bulk-memory): the caller's thread and a worker thread run
+  # one direction each in the same memory (ml/kernels/lstm_kernel.ts). __stack_pointer is exported
+  # so that the worker's instance gets its own stack.
+  "$CLANG" --target=wasm32 -O3 -msimd128 -matomics -mbulk-memory -mmutable-globals -nostdlib -ffreestanding \
     -fno-ident -Wall -Wextra -Werror -Wno-unused-parameter \
-    -Wl,--no-entry -Wl,--export=__heap_base \
-    -Wl,--initial-memory=1048576 -Wl,--max-memory=2147483648 -Wl,-z,stack-size=65536 \
+    -Wl,--no-entry -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
+    -Wl,--import-memory -Wl,--shared-memory \
+    -Wl,--initial-memory=1048576 -Wl,--max-memory=1207959552 -Wl,-z,stack-size=65536 \
     -Wl,--strip-all -o "$1" "$SRC"
 }
 

@@ -1,7 +1,9 @@
-// Fused (Bi)LSTM for WebAssembly SIMD (wasm32 + simd128): the whole recurrence of every direction
-// forward, and the whole BPTT backward, each in ONE call. Built by tools/build_lstm_kernel.sh into
+// Fused (Bi)LSTM for WebAssembly SIMD (wasm32 + simd128): the whole recurrence of one direction
+// forward, and its whole BPTT backward, each in ONE call. Built by tools/build_lstm_kernel.sh into
 // ml/kernels/lstm_wasm.generated.ts; called from ml/kernels/lstm_kernel.ts (which owns all size
-// checks: this file trusts the sizes and pointers it is given).
+// checks: this file trusts the sizes and pointers it is given). The memory is shared and imported:
+// two instances of this module (the caller's thread and a worker) may run the two directions at
+// the same time, each with its own scratch; a call writes only its direction's outputs.
 //
 // Layouts (row-major float32; G = 4H, gate order i, f, g, o as in Keras/PyTorch):
 //   x [B, T, D]   W [R, D, G]   U [R, H, G]   bias [R, G]   hout / dy [B, R*H]
@@ -279,68 +281,67 @@ static inline __attribute__((always_inline)) void backward_cell(const f32* g, in
 }
 
 // ---------------------------------------------------------------------------------------------
-// Forward. gates holds [R, T, B, G] when save, else [B, G] (one step); cs/hs hold [R, T, B, H]
-// when save, else [2, B, H] (a ring of the last two steps). hout [B, R*H] receives each
-// direction's final h. wpanel (D * G floats) and upanel (H * G) hold W_d and U_d packed.
+// Forward of ONE direction d (the directions are independent, so two threads can run one each on a
+// shared memory with separate scratch). gates holds [T, B, G] when save, else [B, G] (one step);
+// cs/hs hold [T, B, H] when save, else [2, B, H] (a ring of the last two steps): this direction's
+// own regions. hout [B, R*H] receives the direction's final h in its columns d*H .. d*H+H-1.
+// wpanel (D * G floats) and upanel (H * G) hold W_d and U_d packed.
 // Per step and block of RB rows: z = bias + x_t W_d + h_prev U_d (two GEMMs), then the gates.
-__attribute__((export_name("lstm_forward"))) void lstm_forward(
-    int B, int T, int D, int H, int R, int save, const f32* x, const f32* W, const f32* U,
-    const f32* bias, f32* hout, f32* gates, f32* cs, f32* hs, f32* wpanel, f32* upanel) {
+__attribute__((export_name("lstm_forward_dir"))) void lstm_forward_dir(
+    int d, int B, int T, int D, int H, int R, int save, const f32* x, const f32* W, const f32* U,
+    const f32* bias, f32* hout, f32* gd, f32* cd, f32* hd, f32* wpanel, f32* upanel) {
   const int G = 4 * H;
   const long BG = (long)B * G, BH = (long)B * H;
-  for (int d = 0; d < R; d++) {
-    const f32* Wd = W + (long)d * D * G;
-    const f32* Ud = U + (long)d * H * G;
-    const f32* bd = bias + (long)d * G;
-    pack_all(G, D, Wd, G, wpanel);
-    pack_all(G, H, Ud, G, upanel);
-    f32* gd = gates + (save ? (long)d * T * BG : 0);
-    f32* cd = cs + (save ? (long)d * T * BH : 0);
-    f32* hd = hs + (save ? (long)d * T * BH : 0);
-    const f32* cPrev = 0;
-    const f32* hPrev = 0;
-    for (int s = 0; s < T; s++) {
-      const int t = d == 0 ? s : T - 1 - s;
-      f32* z = gd + (save ? (long)t : 0) * BG;
-      f32* c = cd + (save ? (long)t : (long)(s & 1)) * BH;
-      f32* h = hd + (save ? (long)t : (long)(s & 1)) * BH;
-      for (int b0 = 0; b0 < B; b0 += RB) {
-        const int rows = B - b0 < RB ? B - b0 : RB;
-        f32* zr = z + (long)b0 * G;
-        for (int r = 0; r < rows; r++) {
-          for (int k = 0; k < G; k += 4) STORE(zr + (long)r * G + k, LOAD(bd + k));
-        }
-        gemm_packed(rows, G, D, x + ((long)b0 * T + t) * D, T * D, wpanel, Wd, G, zr, G, 1);
-        if (s > 0) gemm_packed(rows, G, H, hPrev + (long)b0 * H, H, upanel, Ud, G, zr, G, 1);
-        for (int b = b0; b < b0 + rows; b++) {
-          f32* zb = z + (long)b * G;
-          f32* cb = c + (long)b * H;
-          f32* hb = h + (long)b * H;
-          const f32* cpb = s > 0 ? cPrev + (long)b * H : 0;
-          int k = 0;
-          for (; k + 4 <= H; k += 4) {
-            forward_cell(zb + k, H, cpb ? cpb + k : 0, cb + k, hb + k, 4);
-          }
-          if (k < H) forward_cell(zb + k, H, cpb ? cpb + k : 0, cb + k, hb + k, H - k);
-        }
+  const f32* Wd = W + (long)d * D * G;
+  const f32* Ud = U + (long)d * H * G;
+  const f32* bd = bias + (long)d * G;
+  pack_all(G, D, Wd, G, wpanel);
+  pack_all(G, H, Ud, G, upanel);
+  const f32* cPrev = 0;
+  const f32* hPrev = 0;
+  for (int s = 0; s < T; s++) {
+    const int t = d == 0 ? s : T - 1 - s;
+    f32* z = gd + (save ? (long)t : 0) * BG;
+    f32* c = cd + (save ? (long)t : (long)(s & 1)) * BH;
+    f32* h = hd + (save ? (long)t : (long)(s & 1)) * BH;
+    for (int b0 = 0; b0 < B; b0 += RB) {
+      const int rows = B - b0 < RB ? B - b0 : RB;
+      f32* zr = z + (long)b0 * G;
+      for (int r = 0; r < rows; r++) {
+        for (int k = 0; k < G; k += 4) STORE(zr + (long)r * G + k, LOAD(bd + k));
       }
-      cPrev = c;
-      hPrev = h;
+      gemm_packed(rows, G, D, x + ((long)b0 * T + t) * D, T * D, wpanel, Wd, G, zr, G, 1);
+      if (s > 0) gemm_packed(rows, G, H, hPrev + (long)b0 * H, H, upanel, Ud, G, zr, G, 1);
+      for (int b = b0; b < b0 + rows; b++) {
+        f32* zb = z + (long)b * G;
+        f32* cb = c + (long)b * H;
+        f32* hb = h + (long)b * H;
+        const f32* cpb = s > 0 ? cPrev + (long)b * H : 0;
+        int k = 0;
+        for (; k + 4 <= H; k += 4) {
+          forward_cell(zb + k, H, cpb ? cpb + k : 0, cb + k, hb + k, 4);
+        }
+        if (k < H) forward_cell(zb + k, H, cpb ? cpb + k : 0, cb + k, hb + k, H - k);
+      }
     }
-    for (int b = 0; b < B; b++)
-      for (int k = 0; k < H; k++) hout[(long)b * R * H + (long)d * H + k] = hPrev[(long)b * H + k];
+    cPrev = c;
+    hPrev = h;
   }
+  for (int b = 0; b < B; b++)
+    for (int k = 0; k < H; k++) hout[(long)b * R * H + (long)d * H + k] = hPrev[(long)b * H + k];
 }
 
 // ---------------------------------------------------------------------------------------------
-// Backward (BPTT) from the forward pass's saved gates/cs/hs. Writes dx [B, T, D], dW [R, D, G],
-// dU [R, H, G], db [R, G]. Scratch: xhT [D + H, T*B] (x and the h before each step, transposed, so
-// that dW and dU are one GEMM), dZ [T*B, G], dWU [D + H, G], UT [G, H], WT [G, D], dxs [T*B, D],
-// dh, dc, dhn [B, H], panel (see gemm), upanel (G * H: U_d transposed and packed).
-__attribute__((export_name("lstm_backward"))) void lstm_backward(
-    int B, int T, int D, int H, int R, const f32* x, const f32* W, const f32* U,
-    const f32* gates, const f32* cs, const f32* hs, const f32* dy, f32* dx, f32* dW, f32* dU,
-    f32* db, f32* xhT, f32* dZ, f32* dWU, f32* UT, f32* WT, f32* dxs, f32* dh, f32* dc, f32* dhn,
+// Backward (BPTT) of ONE direction d from the forward pass's saved gates/cs/hs ([R, T, B, ...]).
+// Writes dW [R, D, G], dU [R, H, G], db [R, G] in direction d's slices and this direction's share
+// of dx, dxs [T*B, D] (rows t*B + b); lstm_backward_dx adds the directions' shares into dx.
+// Scratch, this direction's own: xhT [D + H, T*B] (x and the h before each step, transposed, so
+// that dW and dU are one GEMM), dZ [T*B, G], dWU [D + H, G], UT [G, H], WT [G, D], dh, dc, dhn
+// [B, H], panel (see gemm), upanel (G * H: U_d transposed and packed).
+__attribute__((export_name("lstm_backward_dir"))) void lstm_backward_dir(
+    int d, int B, int T, int D, int H, int R, const f32* x, const f32* W, const f32* U,
+    const f32* gates, const f32* cs, const f32* hs, const f32* dy, f32* dW, f32* dU, f32* db,
+    f32* xhT, f32* dZ, f32* dWU, f32* UT, f32* WT, f32* dxs, f32* dh, f32* dc, f32* dhn,
     f32* panel, f32* upanel) {
   const int G = 4 * H;
   const long TB = (long)T * B, BG = (long)B * G, BH = (long)B * H;
@@ -348,78 +349,85 @@ __attribute__((export_name("lstm_backward"))) void lstm_backward(
   f32* hT = xhT + (long)D * TB;
   // xT[k, t*B + b] = x[b, t, k]
   for (int t = 0; t < T; t++) transpose_to(B, D, x + (long)t * D, T * D, xT + (long)t * B, (int)TB);
-  for (int d = 0; d < R; d++) {
-    const f32* gd = gates + (long)d * T * BG;
-    const f32* cd = cs + (long)d * T * BH;
-    const f32* hd = hs + (long)d * T * BH;
-    const f32* Ud = U + (long)d * H * G;
-    transpose(H, G, Ud, G, UT);
-    pack_all(H, G, UT, H, upanel);
-    for (int b = 0; b < B; b++)
-      for (int k = 0; k < H; k++) dh[(long)b * H + k] = dy[(long)b * R * H + (long)d * H + k];
-    zero(dc, BH);
-    for (int s = T - 1; s >= 0; s--) {
-      const int t = d == 0 ? s : T - 1 - s;
-      const int tPrev = d == 0 ? t - 1 : t + 1;
-      const f32* g = gd + (long)t * BG;
-      const f32* c = cd + (long)t * BH;
-      const f32* cp = s > 0 ? cd + (long)tPrev * BH : 0;
-      f32* dz = dZ + (long)t * BG;
-      for (int b0 = 0; b0 < B; b0 += RB) {
-        const int rows = B - b0 < RB ? B - b0 : RB;
-        for (int b = b0; b < b0 + rows; b++) {
-          const f32* gb = g + (long)b * G;
-          f32* dzb = dz + (long)b * G;
-          const long o = (long)b * H;
-          const f32* cpb = s > 0 ? cp + o : 0;
-          int k = 0;
-          for (; k + 4 <= H; k += 4) {
-            backward_cell(gb + k, H, c + o + k, cpb ? cpb + k : 0, dh + o + k, dc + o + k,
-                          dzb + k, 4);
-          }
-          if (k < H) {
-            backward_cell(gb + k, H, c + o + k, cpb ? cpb + k : 0, dh + o + k, dc + o + k,
-                          dzb + k, H - k);
-          }
+  const f32* gd = gates + (long)d * T * BG;
+  const f32* cd = cs + (long)d * T * BH;
+  const f32* hd = hs + (long)d * T * BH;
+  const f32* Ud = U + (long)d * H * G;
+  transpose(H, G, Ud, G, UT);
+  pack_all(H, G, UT, H, upanel);
+  for (int b = 0; b < B; b++)
+    for (int k = 0; k < H; k++) dh[(long)b * H + k] = dy[(long)b * R * H + (long)d * H + k];
+  zero(dc, BH);
+  for (int s = T - 1; s >= 0; s--) {
+    const int t = d == 0 ? s : T - 1 - s;
+    const int tPrev = d == 0 ? t - 1 : t + 1;
+    const f32* g = gd + (long)t * BG;
+    const f32* c = cd + (long)t * BH;
+    const f32* cp = s > 0 ? cd + (long)tPrev * BH : 0;
+    f32* dz = dZ + (long)t * BG;
+    for (int b0 = 0; b0 < B; b0 += RB) {
+      const int rows = B - b0 < RB ? B - b0 : RB;
+      for (int b = b0; b < b0 + rows; b++) {
+        const f32* gb = g + (long)b * G;
+        f32* dzb = dz + (long)b * G;
+        const long o = (long)b * H;
+        const f32* cpb = s > 0 ? cp + o : 0;
+        int k = 0;
+        for (; k + 4 <= H; k += 4) {
+          backward_cell(gb + k, H, c + o + k, cpb ? cpb + k : 0, dh + o + k, dc + o + k,
+                        dzb + k, 4);
         }
-        if (s > 0) {
-          gemm_packed(rows, H, G, dz + (long)b0 * G, G, upanel, UT, H, dhn + (long)b0 * H, H, 0);
+        if (k < H) {
+          backward_cell(gb + k, H, c + o + k, cpb ? cpb + k : 0, dh + o + k, dc + o + k,
+                        dzb + k, H - k);
         }
       }
       if (s > 0) {
-        f32* swap = dh;
-        dh = dhn;
-        dhn = swap;
+        gemm_packed(rows, H, G, dz + (long)b0 * G, G, upanel, UT, H, dhn + (long)b0 * H, H, 0);
       }
     }
-    // hT[k, t*B + b] = h before the step at time t (zero for the direction's first step).
-    for (int s = 0; s < T; s++) {
-      const int t = d == 0 ? s : T - 1 - s;
-      const int tPrev = d == 0 ? t - 1 : t + 1;
-      if (s == 0) {
-        for (int k = 0; k < H; k++) zero(hT + (long)k * TB + (long)t * B, B);
-      } else {
-        transpose_to(B, H, hd + (long)tPrev * BH, H, hT + (long)t * B, (int)TB);
-      }
+    if (s > 0) {
+      f32* swap = dh;
+      dh = dhn;
+      dhn = swap;
     }
-    gemm(D + H, G, (int)TB, xhT, (int)TB, dZ, G, dWU, G, 0, panel);
-    f32* dWd = dW + (long)d * D * G;
-    f32* dUd = dU + (long)d * H * G;
-    for (long k = 0; k < (long)D * G; k++) dWd[k] = dWU[k];
-    for (long k = 0; k < (long)H * G; k++) dUd[k] = dWU[(long)D * G + k];
-    f32* dbd = db + (long)d * G;
-    for (int k = 0; k < G; k += 4) {
-      v128_t sum = SPLAT(0);
-      for (long r = 0; r < TB; r++) sum = wasm_f32x4_add(sum, LOAD(dZ + r * G + k));
-      STORE(dbd + k, sum);
-    }
-    transpose(D, G, W + (long)d * D * G, G, WT);
-    gemm((int)TB, D, G, dZ, G, WT, D, dxs, D, d > 0, panel);
   }
+  // hT[k, t*B + b] = h before the step at time t (zero for the direction's first step).
+  for (int s = 0; s < T; s++) {
+    const int t = d == 0 ? s : T - 1 - s;
+    const int tPrev = d == 0 ? t - 1 : t + 1;
+    if (s == 0) {
+      for (int k = 0; k < H; k++) zero(hT + (long)k * TB + (long)t * B, B);
+    } else {
+      transpose_to(B, H, hd + (long)tPrev * BH, H, hT + (long)t * B, (int)TB);
+    }
+  }
+  gemm(D + H, G, (int)TB, xhT, (int)TB, dZ, G, dWU, G, 0, panel);
+  f32* dWd = dW + (long)d * D * G;
+  f32* dUd = dU + (long)d * H * G;
+  for (long k = 0; k < (long)D * G; k++) dWd[k] = dWU[k];
+  for (long k = 0; k < (long)H * G; k++) dUd[k] = dWU[(long)D * G + k];
+  f32* dbd = db + (long)d * G;
+  for (int k = 0; k < G; k += 4) {
+    v128_t sum = SPLAT(0);
+    for (long r = 0; r < TB; r++) sum = wasm_f32x4_add(sum, LOAD(dZ + r * G + k));
+    STORE(dbd + k, sum);
+  }
+  transpose(D, G, W + (long)d * D * G, G, WT);
+  gemm((int)TB, D, G, dZ, G, WT, D, dxs, D, 0, panel);
+}
+
+// dx [B, T, D] = dxs0 (+ dxs1 when R = 2), each [T*B, D] with rows t*B + b.
+__attribute__((export_name("lstm_backward_dx"))) void lstm_backward_dx(
+    int B, int T, int D, int R, const f32* dxs0, const f32* dxs1, f32* dx) {
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
-      const f32* src = dxs + ((long)t * B + b) * D;
+      const long o = ((long)t * B + b) * D;
       f32* dst = dx + ((long)b * T + t) * D;
-      for (int k = 0; k < D; k++) dst[k] = src[k];
+      if (R == 1) {
+        for (int k = 0; k < D; k++) dst[k] = dxs0[o + k];
+      } else {
+        for (int k = 0; k < D; k++) dst[k] = dxs0[o + k] + dxs1[o + k];
+      }
     }
 }

@@ -1,14 +1,31 @@
-// The fused (Bi)LSTM WebAssembly kernel (ml/kernels/lstm.c): its own small wasm instance with its
-// own memory, instantiated synchronously from the embedded bytes (no file access needed, so it
-// works the same under Deno, Bun and in the compiled binary). Plain Float32Arrays in and out; the
-// tfjs op around it is ml/model/fused_rnn.ts.
+// The fused (Bi)LSTM WebAssembly kernel (ml/kernels/lstm.c): its own small wasm instance on its
+// own shared memory, instantiated synchronously from the embedded bytes (no file access needed, so
+// it works the same under Deno, Bun and in the compiled binary). Plain Float32Arrays in and out;
+// the tfjs op around it is ml/model/fused_rnn.ts.
 //
-// Memory: [heap base | tape region | scratch]. A forward pass that will be differentiated leaves
-// its saved state (x, W, U, gates, c, h) in the tape region and returns a Tape; the backward pass
-// reads it in place. If another differentiable forward pass comes first, the older tape is copied
-// out to JS ("spilled") and copied back when its backward pass runs, so tapes never clobber each
-// other; an abandoned tape is simply garbage-collected.
+// Threads: with `threads: 2` a worker thread (ml/kernels/lstm_thread.ts) instantiates the same
+// module on the same memory, and each call of a bidirectional LSTM runs the backward (time-reversed)
+// direction there while the calling thread runs the forward direction; the caller blocks
+// (Atomics.wait) until both are done, so the API stays synchronous. Each direction's arithmetic is
+// exactly the single-thread arithmetic (own scratch, same code), so results are bit-identical for
+// any thread count; until the worker reports ready, or if it cannot be started, calls run on the
+// calling thread alone. A unidirectional LSTM splits the batch rows of forward-only (inference)
+// passes instead; its differentiable passes stay on one thread.
+//
+// Memory: [heap base | worker stack | tape region | scratch]. A forward pass that will be
+// differentiated leaves its saved state (x, W, U, gates, c, h) in the tape region and returns a
+// Tape; the backward pass reads it in place. If another differentiable forward pass comes first,
+// the older tape is copied out to JS ("spilled") and copied back when its backward pass runs, so
+// tapes never clobber each other; an abandoned tape is simply garbage-collected.
+import process from "node:process";
 import { LSTM_WASM_BASE64 } from "./lstm_wasm.generated.ts";
+import {
+  type KernelCall,
+  type LstmThread,
+  OP_BACKWARD,
+  OP_FORWARD,
+  startLstmThread,
+} from "./lstm_thread.ts";
 
 /** Shape of one call. G = 4 * units; directions 1 or 2 (direction 1 reads time reversed). */
 export interface LstmShape {
@@ -26,6 +43,11 @@ export const LSTM_KERNEL_MEMORY_MAX_BYTES = 1024 * 1024 * 1024;
 export const LSTM_INFERENCE_CHUNK_ROWS = 2048;
 
 const PAGE = 65536;
+/** The module's memory limits (tools/build_lstm_kernel.sh: --initial-memory, --max-memory). */
+const MEMORY_INITIAL_PAGES = 16;
+const MEMORY_MAX_PAGES = 1207959552 / PAGE;
+/** Stack of the worker thread's instance (the linker's stack-size). */
+const WORKER_STACK_BYTES = 65536;
 /** Rows per packed GEMM block in lstm.c (KC). */
 const GEMM_KC = 256;
 
@@ -34,27 +56,18 @@ function panelFloats(s: LstmShape): number {
 }
 
 interface Exports {
-  memory: WebAssembly.Memory;
   __heap_base: WebAssembly.Global;
-  lstm_forward(
+  lstm_forward_dir(...args: number[]): void;
+  lstm_backward_dir(...args: number[]): void;
+  lstm_backward_dx(
     B: number,
     T: number,
     D: number,
-    H: number,
     R: number,
-    save: number,
-    x: number,
-    W: number,
-    U: number,
-    bias: number,
-    hout: number,
-    gates: number,
-    cs: number,
-    hs: number,
-    wpanel: number,
-    upanel: number,
+    dxs0: number,
+    dxs1: number,
+    dx: number,
   ): void;
-  lstm_backward(...args: number[]): void;
 }
 
 /** A differentiable forward pass's saved state. */
@@ -109,25 +122,88 @@ function tapeSizes(s: LstmShape) {
   };
 }
 
+/** Options of one kernel instance. */
+export interface LstmKernelOptions {
+  /** Another build of lstm.c (for A/B measurements); default the embedded one. */
+  bytes?: Uint8Array;
+  /** 1 (default): everything on the calling thread; 2: a worker thread takes one direction (or
+   * half the rows of a unidirectional forward-only pass). */
+  threads?: number;
+  /** Default true: when the caller has done its share and the worker has not yet begun its call
+   * (no free core), the caller runs that call itself instead of waiting. False: always wait (tests
+   * that must know the worker computed). Results are the same either way. */
+  reclaim?: boolean;
+}
+
+/** Rows below which a unidirectional forward-only pass is not split between threads. */
+const SPLIT_ROWS_MIN = 32;
+
 export class LstmKernel {
   readonly #exports: Exports;
+  readonly #memory: WebAssembly.Memory;
   readonly #base: number; // floats
   #heap: Float32Array;
   #pending: Tape | null = null;
+  #thread: LstmThread | null = null;
+  readonly #reclaim: boolean;
+  #threadCalls = 0;
+  #reclaimed = 0;
 
-  /** `bytes`: another build of lstm.c (for A/B measurements); default the embedded one. */
-  constructor(bytes: Uint8Array = decodeBase64(LSTM_WASM_BASE64)) {
+  constructor(options: LstmKernelOptions = {}) {
+    const bytes = options.bytes ?? decodeBase64(LSTM_WASM_BASE64);
+    const threads = options.threads ?? 1;
+    this.#reclaim = options.reclaim ?? true;
+    if (threads !== 1 && threads !== 2) {
+      throw new Error(`lstm kernel: threads=${threads} must be 1 or 2`);
+    }
     const module = new WebAssembly.Module(bytes as BufferSource);
-    const instance = new WebAssembly.Instance(module, {});
+    this.#memory = new WebAssembly.Memory({
+      initial: MEMORY_INITIAL_PAGES,
+      maximum: MEMORY_MAX_PAGES,
+      shared: true,
+    });
+    const instance = new WebAssembly.Instance(module, { env: { memory: this.#memory } });
     this.#exports = instance.exports as unknown as Exports;
     const heapBase = this.#exports.__heap_base.value as number;
-    this.#base = Math.ceil(heapBase / 16) * 4;
-    this.#heap = new Float32Array(this.#exports.memory.buffer);
+    // The worker's stack (the caller's is below the heap base, where the linker put it).
+    const stackBottom = Math.ceil(heapBase / 16) * 16;
+    this.#base = (stackBottom + WORKER_STACK_BYTES) / 4;
+    this.#heap = new Float32Array(this.#memory.buffer);
+    if (threads === 2) {
+      this.#thread = startLstmThread(bytes, this.#memory, stackBottom + WORKER_STACK_BYTES);
+    }
+  }
+
+  /** Threads this instance computes on right now (2 once its worker is ready). */
+  get threads(): number {
+    return this.#thread?.ready() ? 2 : 1;
+  }
+
+  /** Calls handed to the worker thread so far (including those taken back). */
+  get threadCalls(): number {
+    return this.#threadCalls;
+  }
+
+  /** Calls taken back from the worker thread (it had not begun them) and run by the caller. */
+  get reclaimedCalls(): number {
+    return this.#reclaimed;
+  }
+
+  /** Waits (up to `timeoutMs`) until the worker thread, if any, is ready; returns `threads`. */
+  waitForThreads(timeoutMs = 5000): number {
+    this.#thread?.waitReady(timeoutMs);
+    return this.threads;
+  }
+
+  /** Stops the worker thread (calls then run on the calling thread). */
+  close(): void {
+    this.#thread?.close();
+    this.#thread = null;
   }
 
   /** Bytes of wasm memory currently reserved by the instance. */
   get memoryBytes(): number {
-    return this.#exports.memory.buffer.byteLength;
+    return this.#memory.buffer.byteLength;
   }
 
   #ensure(endFloats: number, what: string): Float32Array {
@@ -139,12 +215,53 @@ export class LstmKernel {
         } MB: use a smaller batch`,
       );
     }
-    const memory = this.#exports.memory;
+    const memory = this.#memory;
     if (memory.buffer.byteLength < bytes) {
       memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / PAGE));
     }
-    if (this.#heap.buffer !== memory.buffer) this.#heap = new Float32Array(memory.buffer);
+    if (this.#heap.byteLength !== memory.buffer.byteLength) {
+      this.#heap = new Float32Array(memory.buffer);
+    }
     return this.#heap;
+  }
+
+  /** Runs `calls` (one per direction or row range, each with its own scratch): the last on the
+   * worker thread when there is one and it is ready, the others here. */
+  #run(calls: KernelCall[]): void {
+    const thread = this.#thread;
+    if (calls.length > 1 && thread?.ready()) {
+      const last = calls[calls.length - 1];
+      thread.start(last);
+      this.#threadCalls++;
+      let error: unknown = null;
+      try {
+        for (const call of calls.slice(0, -1)) this.#call(call);
+      } catch (e) {
+        error = e;
+      }
+      if (this.#reclaim && thread.reclaim()) {
+        // The worker had not begun: run its call here (it will not touch the memory for it).
+        this.#reclaimed++;
+        if (error) throw error;
+        this.#call(last);
+        return;
+      }
+      // Wait even after an error: the worker writes into this memory until it is done.
+      const failure = thread.finish();
+      if (error) throw error;
+      if (failure) {
+        this.#thread = null;
+        throw new Error(failure);
+      }
+      return;
+    }
+    for (const call of calls) this.#call(call);
+  }
+
+  #call(call: KernelCall): void {
+    const e = this.#exports;
+    if (call.op === OP_FORWARD) e.lstm_forward_dir(...call.args);
+    else e.lstm_backward_dir(...call.args);
   }
 
   /** Copies a pending (not yet differentiated) tape out of wasm memory so the region can be
@@ -196,32 +313,42 @@ export class LstmKernel {
     const scratch = layout(t.end, {
       hout: B * R * H,
       bias: R * G,
-      wpanel: D * G,
-      upanel: H * G,
+      wpanel0: D * G,
+      upanel0: H * G,
+      wpanel1: D * G,
+      upanel1: H * G,
     });
     const heap = this.#ensure(scratch.end, `a differentiable pass of batch ${B}`);
     heap.set(x, t.at.x);
     heap.set(W, t.at.W);
     heap.set(U, t.at.U);
     heap.set(bias, scratch.at.bias);
-    this.#exports.lstm_forward(
-      B,
-      T,
-      D,
-      H,
-      R,
-      1,
-      4 * t.at.x,
-      4 * t.at.W,
-      4 * t.at.U,
-      4 * scratch.at.bias,
-      4 * scratch.at.hout,
-      4 * t.at.gates,
-      4 * t.at.cs,
-      4 * t.at.hs,
-      4 * scratch.at.wpanel,
-      4 * scratch.at.upanel,
-    );
+    const calls: KernelCall[] = [];
+    for (let d = 0; d < R; d++) {
+      calls.push({
+        op: OP_FORWARD,
+        args: [
+          d,
+          B,
+          T,
+          D,
+          H,
+          R,
+          1,
+          4 * t.at.x,
+          4 * t.at.W,
+          4 * t.at.U,
+          4 * scratch.at.bias,
+          4 * scratch.at.hout,
+          4 * (t.at.gates + d * T * B * G),
+          4 * (t.at.cs + d * T * B * H),
+          4 * (t.at.hs + d * T * B * H),
+          4 * scratch.at[`wpanel${d}`],
+          4 * scratch.at[`upanel${d}`],
+        ],
+      });
+    }
+    this.#run(calls);
     const h = this.#heap.slice(scratch.at.hout, scratch.at.hout + B * R * H);
     const saved = new Tape({ ...s }, t.end - this.#base);
     this.#pending = saved;
@@ -241,41 +368,58 @@ export class LstmKernel {
     const start = this.#pending && !this.#pending.consumed && this.#pending.spill === null
       ? this.#base + this.#pending.floats
       : this.#base;
+    // Two parts, each with its own scratch: one per direction, or (one direction) two row ranges
+    // when a worker thread can take one of them.
+    const splitRows = R === 1 && B >= SPLIT_ROWS_MIN && this.#thread?.ready() === true;
+    const parts = R === 2
+      ? [{ d: 0, row: 0, rows: B }, { d: 1, row: 0, rows: B }]
+      : splitRows
+      ? [{ d: 0, row: 0, rows: B >> 1 }, { d: 0, row: B >> 1, rows: B - (B >> 1) }]
+      : [{ d: 0, row: 0, rows: B }];
     const m = layout(start, {
       x: B * T * D,
       W: R * D * G,
       U: R * H * G,
       bias: R * G,
       hout: B * R * H,
-      gates: B * G,
-      cs: 2 * B * H,
-      hs: 2 * B * H,
-      wpanel: D * G,
-      upanel: H * G,
+      gates0: B * G,
+      cs0: 2 * B * H,
+      hs0: 2 * B * H,
+      wpanel0: D * G,
+      upanel0: H * G,
+      gates1: B * G,
+      cs1: 2 * B * H,
+      hs1: 2 * B * H,
+      wpanel1: D * G,
+      upanel1: H * G,
     });
     const heap = this.#ensure(m.end, `a forward pass of batch ${B}`);
     heap.set(x, m.at.x);
     heap.set(W, m.at.W);
     heap.set(U, m.at.U);
     heap.set(bias, m.at.bias);
-    this.#exports.lstm_forward(
-      B,
-      T,
-      D,
-      H,
-      R,
-      0,
-      4 * m.at.x,
-      4 * m.at.W,
-      4 * m.at.U,
-      4 * m.at.bias,
-      4 * m.at.hout,
-      4 * m.at.gates,
-      4 * m.at.cs,
-      4 * m.at.hs,
-      4 * m.at.wpanel,
-      4 * m.at.upanel,
-    );
+    this.#run(parts.map(({ d, row, rows }, k) => ({
+      op: OP_FORWARD,
+      args: [
+        d,
+        rows,
+        T,
+        D,
+        H,
+        R,
+        0,
+        4 * (m.at.x + row * T * D),
+        4 * m.at.W,
+        4 * m.at.U,
+        4 * m.at.bias,
+        4 * (m.at.hout + row * R * H),
+        4 * m.at[`gates${k}`],
+        4 * m.at[`cs${k}`],
+        4 * m.at[`hs${k}`],
+        4 * m.at[`wpanel${k}`],
+        4 * m.at[`upanel${k}`],
+      ],
+    })));
     return this.#heap.slice(m.at.hout, m.at.hout + B * R * H);
   }
 
@@ -304,56 +448,69 @@ export class LstmKernel {
       tape.spill = null;
       this.#pending = tape;
     }
+    // Per direction d: its own scratch (suffix d), so that the directions can run concurrently.
+    const perDirection = (d: number) => ({
+      [`xhT${d}`]: (D + H) * T * B,
+      [`dZ${d}`]: T * B * G,
+      [`dWU${d}`]: (D + H) * G,
+      [`UT${d}`]: G * H,
+      [`WT${d}`]: G * D,
+      [`dxs${d}`]: T * B * D,
+      [`dh${d}`]: B * H,
+      [`dc${d}`]: B * H,
+      [`dhn${d}`]: B * H,
+      [`panel${d}`]: panelFloats(s),
+      [`upanel${d}`]: G * H,
+    });
     const m = layout(t.end, {
       dy: B * R * H,
       dx: B * T * D,
       dW: R * D * G,
       dU: R * H * G,
       db: R * G,
-      xhT: (D + H) * T * B,
-      dZ: T * B * G,
-      dWU: (D + H) * G,
-      UT: G * H,
-      WT: G * D,
-      dxs: T * B * D,
-      dh: B * H,
-      dc: B * H,
-      dhn: B * H,
-      panel: panelFloats(s),
-      upanel: G * H,
+      ...perDirection(0),
+      ...(R === 2 ? perDirection(1) : {}),
     });
     const heap = this.#ensure(m.end, `the backward pass of batch ${B}`);
     heap.set(dy, m.at.dy);
     const p = (k: string) => 4 * m.at[k];
-    this.#exports.lstm_backward(
-      B,
-      T,
-      D,
-      H,
-      R,
-      4 * t.at.x,
-      4 * t.at.W,
-      4 * t.at.U,
-      4 * t.at.gates,
-      4 * t.at.cs,
-      4 * t.at.hs,
-      p("dy"),
-      p("dx"),
-      p("dW"),
-      p("dU"),
-      p("db"),
-      p("xhT"),
-      p("dZ"),
-      p("dWU"),
-      p("UT"),
-      p("WT"),
-      p("dxs"),
-      p("dh"),
-      p("dc"),
-      p("dhn"),
-      p("panel"),
-      p("upanel"),
-    );
+    const calls: KernelCall[] = [];
+    for (let d = 0; d < R; d++) {
+      calls.push({
+        op: OP_BACKWARD,
+        args: [
+          d,
+          B,
+          T,
+          D,
+          H,
+          R,
+          4 * t.at.x,
+          4 * t.at.W,
+          4 * t.at.U,
+          4 * t.at.gates,
+          4 * t.at.cs,
+          4 * t.at.hs,
+          p("dy"),
+          p("dW"),
+          p("dU"),
+          p("db"),
+          p(`xhT${d}`),
+          p(`dZ${d}`),
+          p(`dWU${d}`),
+          p(`UT${d}`),
+          p(`WT${d}`),
+          p(`dxs${d}`),
+          p(`dh${d}`),
+          p(`dc${d}`),
+          p(`dhn${d}`),
+          p(`panel${d}`),
+          p(`upanel${d}`),
+        ],
+      });
+    }
+    this.#run(calls);
+    this.#exports.lstm_backward_dx(B, T, D, R, p("dxs0"), R === 2 ? p("dxs1") : 0, p("dx"));
     tape.consumed = true;
     this.#pending = null;
     const read = (k: string, n: number) => this.#heap.slice(m.at[k], m.at[k] + n);
@@ -374,10 +531,54 @@ function expectLength(name: string, a: Float32Array, n: number): void {
   }
 }
 
+/** Environment variable that sets the kernel's thread count (1 or 2), above any default. */
+export const LSTM_THREADS_ENV = "IOMT_SFL_LSTM_THREADS";
+
 let shared: LstmKernel | null = null;
+let configuredThreads = 1;
+
+/** Parses a thread count (1 or 2); `what` names its source in the error. */
+export function parseLstmThreads(value: string | number, what: string): number {
+  const n = typeof value === "number" ? value : Number(value.trim());
+  if (n !== 1 && n !== 2) {
+    throw new Error(`${what}=${value}: the LSTM kernel's threads must be 1 or 2`);
+  }
+  return n;
+}
+
+/** Sets the thread count of this thread's kernel (from now on; an existing instance with another
+ * count is closed and replaced). 2 needs a second core to help: on a machine with one core it is
+ * lowered to 1. */
+export function setLstmThreads(threads: number): void {
+  const n = Math.min(parseLstmThreads(threads, "threads"), Math.max(1, availableCores()));
+  if (n === configuredThreads) return;
+  configuredThreads = n;
+  shared?.close();
+  shared = null;
+}
+
+/** Applies the thread count for this thread's kernel: the environment variable IOMT_SFL_LSTM_THREADS
+ * if set, else `preferred`, else what was set before (initially 1). Returns the count in effect. */
+export function configureLstmThreads(preferred?: number): number {
+  const env = process.env[LSTM_THREADS_ENV];
+  if (env !== undefined && env !== "") setLstmThreads(parseLstmThreads(env, LSTM_THREADS_ENV));
+  else if (preferred !== undefined) setLstmThreads(preferred);
+  return configuredThreads;
+}
+
+/** The configured thread count of this thread's kernel. */
+export function lstmThreads(): number {
+  return configuredThreads;
+}
+
+function availableCores(): number {
+  return typeof navigator !== "undefined" && navigator.hardwareConcurrency
+    ? navigator.hardwareConcurrency
+    : 1;
+}
 
 /** The kernel instance of this thread (each worker gets its own). */
 export function lstmKernel(): LstmKernel {
-  shared ??= new LstmKernel();
+  shared ??= new LstmKernel({ threads: configuredThreads });
   return shared;
 }

@@ -2,7 +2,8 @@
 // tf.customGrad op whose forward and backward are each ONE call into a WebAssembly SIMD kernel
 // (ml/kernels/lstm.c via ml/kernels/lstm_kernel.ts): input projections, the recurrence with exact
 // sigmoid/tanh, and all weight/input gradients run inside the kernel, so no per-step tfjs kernel
-// dispatch remains. Checked against referenceRnn (plain ops + autodiff) in
+// dispatch remains. With the kernel on two threads (setLstmThreads / IOMT_SFL_LSTM_THREADS) the two
+// directions run at the same time, with bit-identical results. Checked against referenceRnn (plain ops + autodiff) in
 // tests/ml/model/fused_rnn_test.ts. Gate order i, f, g, o (Keras/PyTorch).
 import * as tf from "@tensorflow/tfjs";
 import { lstmKernel } from "../kernels/lstm_kernel.ts";

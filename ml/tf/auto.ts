@@ -2,6 +2,11 @@
 // program (there is no node_modules beside it); under deno/bun run, tfjs finds its files itself.
 import { initTensorflow, type TensorflowInfo } from "./backend.ts";
 
+/** LSTM kernel threads for a command that a user runs as one process on its own (detect, privacy):
+ * both cores (docs/benchmarks.md: detect 1.4-1.8x faster with 2 at load 7-10, same output).
+ * IOMT_SFL_LSTM_THREADS=1 overrides it. */
+export const COMMAND_LSTM_THREADS = 2;
+
 export async function initTensorflowForCommand(): Promise<TensorflowInfo> {
   const { isCompiledBinary } = await import("../../runtime/adapter.ts");
   let wasmBinaries: Record<string, Uint8Array> | undefined;
@@ -9,5 +14,10 @@ export async function initTensorflowForCommand(): Promise<TensorflowInfo> {
     const { embeddedTfjsWasm } = await import("../../runtime/embedded.ts");
     wasmBinaries = await embeddedTfjsWasm();
   }
-  return (await initTensorflow({ backend: "wasm", wasmBinaries })).info;
+  return (await initTensorflow({
+    backend: "wasm",
+    wasmBinaries,
+    lstmThreads: COMMAND_LSTM_THREADS,
+  }))
+    .info;
 }

@@ -16,6 +16,9 @@ export interface TensorflowOptions {
   /** wasm binaries by file name (e.g. "tfjs-backend-wasm-simd.wasm"), for a compiled binary that
    * has no file access to node_modules: served through tf.env().platform.fetch. */
   wasmBinaries?: Record<string, Uint8Array>;
+  /** Threads of the fused LSTM kernel (ml/kernels/lstm_kernel.ts), 1 or 2; the environment
+   * variable IOMT_SFL_LSTM_THREADS overrides it. Unset: 1, or what an earlier call set. */
+  lstmThreads?: number;
 }
 
 export interface TensorflowInfo {
@@ -45,10 +48,15 @@ export function initTensorflow(
         new Error(`tfjs already initialised with backend ${loadedBackend}, not ${backend}`),
       );
     }
-    return loaded;
+    return options.lstmThreads === undefined
+      ? loaded
+      : loaded.then(async (r) => (await applyLstmThreads(options.lstmThreads), r));
   }
   loadedBackend = backend;
-  loaded = load(backend, options.wasmBinaries);
+  loaded = load(backend, options.wasmBinaries).then(async (r) => {
+    await applyLstmThreads(options.lstmThreads);
+    return r;
+  });
   loaded.catch(() => {
     loaded = null;
     loadedBackend = null;
@@ -109,6 +117,11 @@ function serveEmbeddedWasm(
     return fetchOriginal(path, init);
   };
   wasm.setWasmPaths(paths, true);
+}
+
+async function applyLstmThreads(threads?: number): Promise<number> {
+  const { configureLstmThreads } = await import("../kernels/lstm_kernel.ts");
+  return configureLstmThreads(threads);
 }
 
 /** The loaded tfjs module; throws if initTensorflow() has not completed. */
