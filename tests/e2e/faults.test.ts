@@ -20,35 +20,59 @@ function pidsWith(...markers: string[]): number[] {
   return pids;
 }
 
+/** `iomt-sfl run` of a small trial into a fresh folder (stdout and stderr piped). */
+function startTrial(name: string, args: string[], env: Record<string, string> = {}) {
+  const out = join(mkdtempSync(join(tmpdir(), `iomt-${name}-`)), "trial");
+  const run = new Deno.Command(requireBinary(), {
+    args: ["run", "--synthetic-rows", "3000", "--batch-size", "128", ...args, "--out", out],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  return { out, run };
+}
+
+/** Whatever the outcome, no process of the trial outlives the test. */
+function killTrial(out: string, run: Deno.ChildProcess): void {
+  try {
+    run.kill("SIGKILL");
+  } catch { /* exited */ }
+  for (const pid of pidsWith(out)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
+/** Every validator's chain verifies; returns their verified heights. */
+async function verifyAllChains(out: string): Promise<number[]> {
+  const deployment = join(out, "splitfed", "deployment");
+  const heights: number[] = [];
+  for (let v = 0; v < 4; v++) {
+    const verify = await verifyDeploymentLedger(deployment, v);
+    assertEquals(verify.code, 0, `validator-${v}: ${verify.stdout}${verify.stderr}`);
+    heights.push(verify.report!.verified_height);
+  }
+  return heights;
+}
+
 Deno.test({
   name:
     "faults: kill -9 of a validator, the edge and a device mid-run; the run completes and chains verify",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const out = join(mkdtempSync(join(tmpdir(), "iomt-faults-")), "trial");
-    const run = new Deno.Command(requireBinary(), {
-      args: [
-        "run",
-        "--devices",
-        "4",
-        "--rounds",
-        "4",
-        "--synthetic-rows",
-        "3000",
-        "--batch-size",
-        "128",
-        "--round-timeout",
-        "90",
-        "--min-devices",
-        "2",
-        "--out",
-        out,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-      stdin: "null",
-    }).spawn();
+    const { out, run } = startTrial("faults", [
+      "--devices",
+      "4",
+      "--rounds",
+      "4",
+      "--round-timeout",
+      "90",
+      "--min-devices",
+      "2",
+    ]);
     const stderrChunks: string[] = [];
     const decoder = new TextDecoder();
     let roundsSeen = 0;
@@ -83,23 +107,10 @@ Deno.test({
         /restarting/.test(stderr),
         "the supervisor should say it restarted the killed children",
       );
-      const deployment = join(out, "splitfed", "deployment");
-      const heights: number[] = [];
-      for (let v = 0; v < 4; v++) {
-        const verify = await verifyDeploymentLedger(deployment, v);
-        assertEquals(verify.code, 0, `validator-${v}: ${verify.stdout}${verify.stderr}`);
-        heights.push(verify.report!.verified_height);
-      }
+      const heights = await verifyAllChains(out);
       assert(Math.min(...heights) > 0, `heights ${heights}`);
     } finally {
-      try {
-        run.kill("SIGKILL");
-      } catch { /* exited */ }
-      for (const pid of pidsWith(out)) {
-        try {
-          Deno.kill(pid, "SIGKILL");
-        } catch { /* gone */ }
-      }
+      killTrial(out, run);
     }
   },
 });
@@ -110,28 +121,11 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const out = join(mkdtempSync(join(tmpdir(), "iomt-faults-report-")), "trial");
-    const run = new Deno.Command(requireBinary(), {
-      args: [
-        "run",
-        "--devices",
-        "3",
-        "--rounds",
-        "3",
-        "--synthetic-rows",
-        "3000",
-        "--batch-size",
-        "128",
-        "--min-devices",
-        "2",
-        "--out",
-        out,
-      ],
-      env: { IOMT_SFL_FAULT_EDGE_CRASH_AFTER_AGGREGATE: "1" },
-      stdout: "piped",
-      stderr: "piped",
-      stdin: "null",
-    }).spawn();
+    const { out, run } = startTrial(
+      "faults-report",
+      ["--devices", "3", "--rounds", "3", "--min-devices", "2"],
+      { IOMT_SFL_FAULT_EDGE_CRASH_AFTER_AGGREGATE: "1" },
+    );
     try {
       const [status, stdout, stderr] = await Promise.all([
         run.status,
@@ -147,20 +141,9 @@ Deno.test({
       assert(/round 1: reporting it after the restart/.test(stderr), stderr.slice(-3000));
       // Every round is in the table exactly once, and round 2 ran after the restart.
       assertEquals(roundRows(stdout, "splitfed"), 3, stdout);
-      const deployment = join(out, "splitfed", "deployment");
-      for (let v = 0; v < 4; v++) {
-        const verify = await verifyDeploymentLedger(deployment, v);
-        assertEquals(verify.code, 0, `validator-${v}: ${verify.stdout}${verify.stderr}`);
-      }
+      await verifyAllChains(out);
     } finally {
-      try {
-        run.kill("SIGKILL");
-      } catch { /* exited */ }
-      for (const pid of pidsWith(out)) {
-        try {
-          Deno.kill(pid, "SIGKILL");
-        } catch { /* gone */ }
-      }
+      killTrial(out, run);
     }
   },
 });
