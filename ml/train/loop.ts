@@ -109,8 +109,9 @@ export interface TrainingInput {
   initial?: GlobalModel;
   onRound?: (report: RoundReport, model: GlobalModel) => void | Promise<void>;
   signal?: AbortSignal;
-  /** Awaited before each round starts: an operator's pause holds the trial here. */
-  beforeRound?: (round: number) => Promise<void>;
+  /** Awaited before each round starts: an operator's pause holds the trial here.
+   * `reportsDone` resolves once every earlier round is reported (background evaluation). */
+  beforeRound?: (round: number, reportsDone: () => Promise<void>) => Promise<void>;
   /** First round to run (a restarted coordinator resumes; `initial` is that round's model). */
   startRound?: number;
   /** Sees every device release (in-process executor and splitfed-v2 only). */
@@ -219,7 +220,9 @@ export async function trainRounds(input: TrainingInput): Promise<TrainingResult>
   try {
     for (let round = input.startRound ?? 0; round < options.rounds; round++) {
       input.signal?.throwIfAborted();
-      await input.beforeRound?.(round);
+      await input.beforeRound?.(round, async () => {
+        if (inFlight) await inFlight;
+      });
       input.signal?.throwIfAborted();
       const started = performance.now();
       let lossSum = 0;

@@ -276,11 +276,14 @@ export async function runEdge(
       executor: ledger ? ledger.executor(edge) : edge,
       aggregate,
       signal: controller.signal,
-      beforeRound: (round) =>
-        gate.beforeRound(round, (r) =>
+      beforeRound: async (round, reportsDone) => {
+        // A paused trial has reported every round it ran.
+        if (gate.holdsNextRound) await reportsDone();
+        await gate.beforeRound(round, (r) =>
           log.info(
             `round ${r + 1} waits for an operator's start (POST /api/v1/admin/rounds/start)`,
-          ), controller.signal),
+          ), controller.signal);
+      },
       // Saved before the evaluation: a restart must not train an aggregated round again (the
       // ledger has its result); the report is still owed and is sent on resume if need be.
       afterAggregate: (training, roundModel) => {

@@ -36,6 +36,11 @@ export class RoundGate {
     return this.#state;
   }
 
+  /** True when the next beforeRound will wait for an operator's start. */
+  get holdsNextRound(): boolean {
+    return this.#state !== "running" || this.#budget === 0;
+  }
+
   /** Pauses before the next round; the round in progress (if any) completes. */
   stop(): GateResult {
     if (this.#state !== "running") {

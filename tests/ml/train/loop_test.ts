@@ -93,9 +93,12 @@ Deno.test("background evaluation: same reports as inline, in order, one round be
     partitions: partition(train, 3),
     validation,
     test,
-    beforeRound: (round) => {
+    beforeRound: async (round, reportsDone) => {
       events.push(`start ${round}`);
-      return Promise.resolve();
+      if (round === 2) {
+        await reportsDone(); // what a pausing edge does
+        events.push("reports done before round 2");
+      }
     },
     afterAggregate: (training) => void events.push(`aggregated ${training.round}`),
     onRound: async (report) => {
@@ -119,6 +122,10 @@ Deno.test("background evaluation: same reports as inline, in order, one round be
     if (r < 2) assert.ok(reported < events.indexOf(`aggregated ${r + 1}`), events.join(", "));
   }
   assert.equal(events.at(-1), "report 2");
+  assert.ok(
+    events.indexOf("report 1") < events.indexOf("reports done before round 2"),
+    events.join(", "),
+  );
 });
 
 Deno.test("background evaluation: a failing report surfaces and nothing is left running", async () => {

@@ -56,3 +56,18 @@ Deno.test("a paused gate gives way to an abort: the trial stops instead of hangi
   controller.abort(new Error("edge stopped by signal"));
   await assert.rejects(wait, /edge stopped by signal/);
 });
+
+Deno.test("holdsNextRound says ahead whether the next round will wait for a start", async () => {
+  const gate = new RoundGate();
+  assert.equal(gate.holdsNextRound, false);
+  await gate.beforeRound(0, () => {});
+  gate.stop();
+  assert.equal(gate.state, "stopping");
+  assert.equal(gate.holdsNextRound, true);
+  const next = gate.beforeRound(1, () => {});
+  gate.start(1);
+  await next;
+  assert.equal(gate.holdsNextRound, true, "the budget of one round is used up");
+  gate.start();
+  assert.equal(gate.holdsNextRound, false);
+});
