@@ -265,10 +265,24 @@ export interface ProtocolSnapshot {
   /** New-view accepted for `view` (or built, if this replica is its primary). */
   readonly newView: NewView | null;
   readonly lastNonceByClient: readonly (readonly [string, number])[];
+  /**
+   * The last view in which this replica sent a pre-prepare or prepare (absent: none, or a
+   * snapshot of a version that persisted every such vote). Only the first of those votes in a
+   * view is persisted before it leaves; see RestoredState.abstainThroughView.
+   */
+  readonly lastVoteView?: number;
 }
 
 export interface RestoredState {
   readonly snapshot: ProtocolSnapshot;
   /** The most recent committed entries from the ledger, ascending and contiguous. */
   readonly committedTail: readonly CommittedEntry[];
+  /**
+   * The replica sends no pre-prepare or prepare in views up to this one (default: the snapshot's
+   * lastVoteView, else -1). Only the first such vote in a view is persisted before it leaves, so
+   * a replica restarted in a view it voted in may have forgotten later ones: abstaining in that
+   * view (it still collects votes, commits and joins view changes) keeps it from contradicting
+   * them; from the next view on it votes again.
+   */
+  readonly abstainThroughView?: number;
 }

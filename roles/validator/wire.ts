@@ -577,6 +577,7 @@ function decodeSnapshotStrict(bytes: Uint8Array, limits: WireLimits): ProtocolSn
     "votes",
     "newView",
     "lastNonceByClient",
+    ...(typeof raw === "object" && raw !== null && "lastVoteView" in raw ? ["lastVoteView"] : []),
   ]);
   const stable = record(s.stable, "snapshot.stable", ["height", "blockHash", "proof"]);
   return {
@@ -609,5 +610,8 @@ function decodeSnapshotStrict(bytes: Uint8Array, limits: WireLimits): ProtocolSn
         ] as const;
       },
     ),
+    ...(s.lastVoteView === undefined
+      ? {}
+      : { lastVoteView: int(s.lastVoteView, "snapshot.lastVoteView") }),
   };
 }

@@ -293,3 +293,53 @@ Deno.test("§4.5 crash recovery: the restore event rebuilds a replica from its p
   cluster.deliverAll();
   assertEquals(cluster.committedHeights(2), [1, 2]);
 });
+
+Deno.test("§4.5 crash recovery: only a view's first prepare is persisted; a replica restarted in that view abstains there and votes again after a view change", () => {
+  const cluster = new Cluster({ config: { batchSizeMax: 1 } });
+  cluster.request("a", 1);
+  cluster.deliverAll();
+  const first = cluster.snapshots[2]!;
+  assertEquals(first.lastVoteView, 0, "the first prepare of view 0 made a snapshot durable");
+  // Later prepares in view 0 are sent without a write of their own: the snapshot only changes
+  // with the prepared certificates and commits, which are persisted.
+  const persisted: string[] = [];
+  const step = cluster.step.bind(cluster);
+  cluster.step = (replica, event) => {
+    const output = step(replica, event);
+    if (replica === 2 && output.messages.some((m) => m.message.kind === "prepare")) {
+      persisted.push(output.persist ? "persist" : "no-persist");
+    }
+    return output;
+  };
+  cluster.request("b", 1);
+  cluster.deliverAll();
+  assertEquals(persisted, ["no-persist"]);
+  cluster.step = step;
+
+  // Restarted from its snapshot (lastVoteView 0): no prepares in view 0, yet it commits with the
+  // others' votes, and so do they (2f + 1 = 3 without it).
+  cluster.restart(2);
+  cluster.request("c", 1);
+  const sent: string[] = [];
+  cluster.deliverAll((inFlight) => {
+    const { message } = inFlight;
+    if (inFlight.from === 2) sent.push(`${message.kind}@${"view" in message ? message.view : ""}`);
+    return true;
+  });
+  assert(!sent.includes("prepare@0"), `restarted replica sent ${sent}`);
+  for (const i of [0, 1, 2, 3]) assertEquals(cluster.committedHeights(i).at(-1), 3, `replica ${i}`);
+
+  // A view change: from view 1 on it prepares again.
+  cluster.down.add(0);
+  cluster.request("d", 1, [1, 2, 3]);
+  cluster.deliverAll();
+  for (const i of [1, 2, 3]) cluster.fireTimer(i, "view-change");
+  sent.length = 0;
+  cluster.deliverAll((inFlight) => {
+    const { message } = inFlight;
+    if (inFlight.from === 2) sent.push(`${message.kind}@${"view" in message ? message.view : ""}`);
+    return true;
+  });
+  assert(sent.includes("prepare@1"), `after the view change it sent ${sent}`);
+  assertEquals(cluster.committedHeights(2).at(-1), 4);
+});
