@@ -434,6 +434,15 @@ export class UpdateApp {
     this.#closedRound = null;
     this.#logLines = 0;
     this.#log.info(`round ${body.round} open`, { global: named.slice(0, 16) });
+    // The round's global model is scored too (the baseline of every update): start it now, while
+    // the devices train, instead of after round_close.
+    if (this.#live) {
+      this.#evaluateEarly(
+        body.round,
+        globalEvaluationKey(this.#ledger.state.globalModelHash),
+        bytes,
+      );
+    }
   }
 
   async #modelUpdate(tx: Tx): Promise<void> {
@@ -562,7 +571,9 @@ export class UpdateApp {
       // simply done again here.
       const evaluation = await this.#ledger.evaluateRound((w, blobHash) => {
         models++;
-        const ready = blobHash === null ? undefined : this.#earlyEvaluations.get(blobHash);
+        const ready = this.#earlyEvaluations.get(
+          blobHash ?? globalEvaluationKey(this.#ledger!.state.globalModelHash),
+        );
         if (ready) early++;
         return ready?.catch(() => evaluate(w, { round, edgeWeights })) ??
           evaluate(w, { round, edgeWeights });
@@ -589,9 +600,10 @@ export class UpdateApp {
     return this.#edgeWeights.weights;
   }
 
-  #evaluateEarly(round: number, blobHash: string, bytes: Uint8Array): void {
+  /** `key`: the update's blob hash, or globalEvaluationKey for the round's global model. */
+  #evaluateEarly(round: number, key: string, bytes: Uint8Array): void {
     const evaluate = this.#options.evaluate;
-    if (!evaluate || this.#earlyEvaluations.has(blobHash)) return;
+    if (!evaluate || this.#earlyEvaluations.has(key)) return;
     if (this.#earlyEvaluations.size >= EARLY_EVALUATIONS_MAX) return;
     const edgeHash = this.#edgeModelHash;
     const run = this.#earlyChain.then(async () => {
@@ -600,7 +612,7 @@ export class UpdateApp {
       return await evaluate(decodeWeights(bytes), { round, edgeWeights });
     });
     this.#earlyChain = run.catch(() => {});
-    this.#earlyEvaluations.set(blobHash, run);
+    this.#earlyEvaluations.set(key, run);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -627,6 +639,11 @@ export class UpdateApp {
     await this.#options.store.putBlob(fetched, sha256);
     return fetched;
   }
+}
+
+/** Early-evaluation key of a round's global model (update blobs are keyed by their hash). */
+function globalEvaluationKey(modelHash: string): string {
+  return `global:${modelHash}`;
 }
 
 /** `modelHash` of weights, re-exported for shells that name the models they upload. */

@@ -71,14 +71,19 @@ Deno.test("validators filter poisoned SplitFed updates; F1 stays close to the cl
   });
 
   const initial = initialModel(options.model, options.seed);
+  // The validators' own sample (not the trainer's validation split).
+  const evaluator = splitModelEvaluator(
+    options.model,
+    makeFixture({ rows: 120, features: 12, seed: 21 }),
+  );
+  const firstEvaluated = new Map<number, Float32Array>(); // round -> first weights scored
   const cluster = await UpdateCluster.start({
     devices: DEVICES,
     initialModelSha256: modelHash(initial.device),
-    // The validators' own sample (not the trainer's validation split).
-    evaluate: splitModelEvaluator(
-      options.model,
-      makeFixture({ rows: 120, features: 12, seed: 21 }),
-    ),
+    evaluate: (weights, context) => {
+      if (!firstEvaluated.has(context.round)) firstEvaluated.set(context.round, weights.slice());
+      return evaluator(weights, context);
+    },
   });
   const controller = new AbortController();
   const ids = cluster.deviceKeys.map((k) => k.id);
@@ -145,6 +150,8 @@ Deno.test("validators filter poisoned SplitFed updates; F1 stays close to the cl
       initial,
     });
 
+    // Validators score a round's global model when the round opens, before any update arrives.
+    assertEquals(firstEvaluated.get(1), initial.device, "round 1 starts by scoring its global");
     // Every device checked the certificate of every round's model before training.
     assertEquals(checked.length, DEVICES * options.rounds);
     // The poisoned updates are rejected with reasons, every round they were admitted.
