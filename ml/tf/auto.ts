@@ -3,7 +3,7 @@
 import { initTensorflow, type TensorflowInfo } from "./backend.ts";
 
 /** LSTM kernel threads for a command that a user runs as one process on its own (detect, privacy):
- * both cores (docs/benchmarks.md: detect 1.4-1.8x faster with 2 at load 7-10, same output).
+ * both cores (docs/benchmarks.md: detect 1.09x faster by the median of 5 runs at load 5-11, up to 1.8x; same output).
  * IOMT_SFL_LSTM_THREADS=1 overrides it. */
 export const COMMAND_LSTM_THREADS = 2;
 
