@@ -3,8 +3,8 @@
 import { initTensorflow, type TensorflowInfo } from "./backend.ts";
 
 /** LSTM kernel threads for a command that a user runs as one process on its own (detect, privacy):
- * both cores (docs/benchmarks.md: detect 1.09x faster by the median of 5 runs at load 5-11, up to 1.8x; same output).
- * IOMT_SFL_LSTM_THREADS=1 overrides it. */
+ * both cores (docs/benchmarks.md: detect 1.09x faster by the median of 5 runs at load 5-11, up to
+ * 1.8x; same output). IOMT_SFL_LSTM_THREADS=1 overrides it. */
 export const COMMAND_LSTM_THREADS = 2;
 
 export async function initTensorflowForCommand(): Promise<TensorflowInfo> {
