@@ -120,7 +120,7 @@ async function runOne(blockSize: number): Promise<Row> {
       // Long poll for the next block (`?wait_ms=`: the validator answers the moment it commits
       // it). A build without long polls answers 404 at once: then poll the in-memory height
       // (cheap) every 5 ms and fetch blocks only when it moved, as this bench did before.
-      let longPoll = true;
+      let longPoll = process.env.BENCH_LEDGER_WATCH !== "poll";
       const record = (block: { txs: Tx[] }, at: number) => {
         height++;
         blockTimes.push({ atMs: at, txs: block.txs.length });
