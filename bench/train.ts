@@ -1,7 +1,9 @@
-// deno task bench train (or: deno run -A bench/train.ts [--quick]): samples/s of the split
-// learning step (device forward -> frames -> edge forward/backward -> frames -> device backward)
-// and of inference, for the default model, next to PyTorch running the same model and step on the
-// same machine in the same run (Debian python3-torch, best of 1 and 2 threads).
+// deno task bench train (or: deno run -A bench/train.ts [--quick] [--batches=256] [--lstm-threads=1]
+// [--torch-threads=1] [--no-torch]): samples/s of the split learning step (device forward -> frames
+// -> edge forward/backward -> frames -> device backward) and of inference, for the default model,
+// next to PyTorch running the same model and step on the same machine in the same run (Debian
+// python3-torch, best of 1 and 2 threads). --kernel-threads[=batch]: the LSTM kernel alone, 1
+// thread against 2, interleaved in one process.
 import { execFile } from "node:child_process";
 import os from "node:os";
 import process from "node:process";
@@ -525,6 +527,65 @@ export async function benchParallel(
   return lines.join("\n");
 }
 
+/** The LSTM kernel alone, 1 thread against 2, interleaved in one process so that both see the same
+ * load (`--kernel-threads[=batch]`): medians of wall and CPU ms per differentiable forward +
+ * backward, and per forward-only pass, default edge sizes (22 steps, 32 inputs, 64 units, 2
+ * directions). */
+export async function benchKernelThreads(batch = 256, alternations = 30): Promise<string> {
+  const { LstmKernel } = await import("../ml/kernels/lstm_kernel.ts");
+  const { prng } = await import("../ml/model/random.ts");
+  const s = { batch, steps: 22, inputs: 32, units: 64, directions: 2 };
+  const random = prng(1);
+  const make = (n: number, scale: number) =>
+    Float32Array.from({ length: n }, () => (random() - 0.5) * scale);
+  const G = 4 * s.units;
+  const x = make(batch * s.steps * s.inputs, 1);
+  const W = make(2 * s.inputs * G, 0.3);
+  const U = make(2 * s.units * G, 0.3);
+  const b = make(2 * G, 0.3);
+  const dy = make(batch * 2 * s.units, 1 / batch);
+  const kernels = [new LstmKernel({ threads: 1 }), new LstmKernel({ threads: 2 })];
+  const threads = kernels.map((k) => k.waitForThreads());
+  const loadBefore = os.loadavg();
+  const times = kernels.map(() => ({
+    train: [] as number[],
+    cpu: [] as number[],
+    infer: [] as number[],
+  }));
+  for (let rep = 0; rep < alternations; rep++) {
+    kernels.forEach((kernel, k) => {
+      const c0 = process.cpuUsage();
+      let t0 = performance.now();
+      kernel.backward(kernel.forward(s, x, W, U, b, true).tape!, dy);
+      times[k].train.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      times[k].cpu.push((c.user + c.system) / 1000);
+      t0 = performance.now();
+      kernel.forward(s, x, W, U, b, false);
+      times[k].infer.push(performance.now() - t0);
+    });
+  }
+  const loadAfter = os.loadavg();
+  const lines = kernels.map((kernel, k) =>
+    `threads ${threads[k]}: forward+backward ${median(times[k].train).toFixed(1)} ms (CPU ${
+      median(times[k].cpu).toFixed(1)
+    } ms), forward-only ${
+      median(times[k].infer).toFixed(1)
+    } ms; calls to the worker ${kernel.threadCalls}, taken back ${kernel.reclaimedCalls}`
+  );
+  kernels.forEach((k) => k.close());
+  const ratio = (key: "train" | "infer") =>
+    (median(times[0][key]) / median(times[1][key])).toFixed(2);
+  lines.push(
+    `speed-up forward+backward ${ratio("train")}x, forward-only ${
+      ratio("infer")
+    }x; batch ${batch}, ${alternations} alternations; load ${
+      loadBefore.map((l) => l.toFixed(2)).join(" ")
+    } -> ${loadAfter.map((l) => l.toFixed(2)).join(" ")}`,
+  );
+  return lines.join("\n");
+}
+
 if ((import.meta as { main?: boolean }).main) {
   if (process.argv.includes("--quality")) {
     const arg = (name: string) =>
@@ -539,6 +600,14 @@ if ((import.meta as { main?: boolean }).main) {
         ...(arg("batch") ? { batchSize: Number(arg("batch")) } : {}),
       }),
     );
+    process.exit(0);
+  }
+  const kernelFlag = process.argv.find((a) =>
+    a === "--kernel-threads" || a.startsWith("--kernel-threads=")
+  );
+  if (kernelFlag) {
+    const batch = kernelFlag.includes("=") ? Number(kernelFlag.split("=")[1]) : 256;
+    console.log(await benchKernelThreads(batch));
     process.exit(0);
   }
   if (process.argv.includes("--parallel")) {
