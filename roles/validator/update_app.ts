@@ -63,6 +63,12 @@ export interface UpdateAppOptions {
   log?: Logger;
   /** A round_result not committed this long after submission is submitted again. */
   resultRetryMs?: number;
+  /** Whether this validator is the primary now. Without it every validator submits at once. */
+  isPrimary?: () => boolean;
+  /** A backup submits its round_result only if none committed this long after its evaluation:
+   * the primary's is normally first, and every duplicate would be ordered and dropped, leaving an
+   * empty block between round_result and the next round_open. */
+  backupResultDelayMs?: number;
   /** A block check waits at most this long for the app to have applied the block's parent. */
   catchUpWaitMs?: number;
 }
@@ -141,6 +147,7 @@ export class UpdateApp {
       ctx: node.ctx,
       // Only this validator sends its round_result: straight on to the primary, no 250 ms wait.
       submit: (tx) => node.submitTx(tx, { own: true }),
+      isPrimary: () => node.status().is_primary,
       committedNonce: () => node.app.committedNonce(options.key.address),
     });
     await app.restore();
@@ -504,6 +511,16 @@ export class UpdateApp {
   #scheduleResult(round: number, attempt: number): void {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
+    const isPrimary = this.#options.isPrimary;
+    if (attempt === 0 && isPrimary && !isPrimary()) {
+      // A backup's result is the fallback when the primary's does not commit (#submitResult
+      // returns at once when a result has committed meanwhile).
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = null;
+        void this.#submitResult(round, attempt);
+      }, this.#options.backupResultDelayMs ?? BACKUP_RESULT_DELAY_MS);
+      return;
+    }
     void this.#submitResult(round, attempt);
   }
 
@@ -640,6 +657,9 @@ export class UpdateApp {
     return fetched;
   }
 }
+
+/** See UpdateAppOptions.backupResultDelayMs. */
+export const BACKUP_RESULT_DELAY_MS = 2_000;
 
 /** Early-evaluation key of a round's global model (update blobs are keyed by their hash). */
 function globalEvaluationKey(modelHash: string): string {

@@ -283,6 +283,21 @@ Deno.test("validators reject poisoned and bad updates with reasons, agree on the
       const hashes = await Promise.all(cluster.stores.map((s) => s!.getBlockHash(h)));
       assertEquals(new Set(hashes).size, 1, `block ${h}`);
     }
+    // One round_result per round reaches the ledger: backups hold theirs back while the
+    // primary's commits, so no empty block (duplicates ordered and dropped) follows a result.
+    const kinds: string[][] = [];
+    for (let h = 1; h <= height; h++) {
+      kinds.push((await cluster.stores[0]!.getBlock(h))!.txs.map((tx) => tx.type));
+    }
+    kinds.forEach((txs, i) => {
+      const opensLater = kinds.slice(i).some((k) => k.includes("round_open"));
+      if (i > 0 && kinds[i - 1].includes("round_result") && opensLater) {
+        assert(
+          txs.length > 0,
+          `empty block ${i + 1} after a round_result: ${JSON.stringify(kinds)}`,
+        );
+      }
+    });
     await cluster.halt();
     for (const store of cluster.stores) {
       const report = await verifyLedger(store!, cluster.genesis);
