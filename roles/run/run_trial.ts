@@ -176,11 +176,14 @@ export async function runMultiProcess(spec: TrialSpec, context: RunContext): Pro
   const mode = trialModeOf(spec);
   const dir = join(context.outDir, mode);
   const [edgePort, ...validatorPorts] = await freePorts(1 + context.validators);
-  // Prepared once here instead of in each of the trial's processes (~1 CPU-second each).
-  const prepared = await prepareTrialData(spec);
-  log.info(`data prepared: ${describePrepared(prepared.data)}`);
+  // Prepared once here instead of in each of the trial's processes (~1 CPU-second each); only
+  // the encoded bytes outlive this statement (the run process does not train).
+  const preparedData = await prepareTrialData(spec).then(({ data, bytes }) => {
+    log.info(`data prepared: ${describePrepared(data)}`);
+    return bytes;
+  });
   const deployment = await writeDeployment({
-    preparedData: prepared.bytes,
+    preparedData,
     outDir: join(dir, "deployment"),
     chainId: `iomt-sfl-trial-${mode}`,
     devices: spec.devices,
