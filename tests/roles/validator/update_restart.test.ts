@@ -7,7 +7,7 @@ import { encodeWeights, modelHash } from "../../../ledger/app/blob.ts";
 import { createRng } from "../../../ledger/app/prng.ts";
 import { signFlip } from "../../../ledger/app/attacks.ts";
 import { verifyLedger } from "../../../ledger/verify.ts";
-import { waitForRoundResult } from "../../../roles/ledger_link/certified.ts";
+import { fetchModelBytes, waitForRoundResult } from "../../../roles/ledger_link/certified.ts";
 import { UpdateSubmitter } from "../../../roles/ledger_link/update_submitter.ts";
 import { UpdateCluster } from "./update_cluster.ts";
 
@@ -44,9 +44,8 @@ Deno.test("a crashed primary after round_close: the others commit the result; it
         timeoutMs: 45_000,
         fetch: cluster.fetch,
       });
-      global = Float32Array.from(
-        new Float32Array((await edge.getBlob(result.modelSha256)).slice().buffer),
-      );
+      // fetchModelBytes waits (bounded) for the validators to store the aggregate they commit.
+      global = Float32Array.from(await fetchModelBytes(edge, result.modelSha256, global.length));
       assertEquals(modelHash(global), result.modelSha256);
       return result;
     };
