@@ -3,6 +3,7 @@
 // "smashed" activation [batch, steps, filters]. Edge part: fused (Bi)LSTM -> Dense(ReLU) -> logits.
 import * as tf from "@tensorflow/tfjs";
 import { type ModelConfig, outputUnits, smashedSteps, validateModelConfig } from "./config.ts";
+import { convBlock } from "./conv_block.ts";
 import { fusedRnn, type RnnOp } from "./fused_rnn.ts";
 import { makeLayout, type ParamLayout } from "./params.ts";
 import { glorotUniform, prng } from "./random.ts";
@@ -136,18 +137,8 @@ export function deviceForward(
   const batch = x.shape[0];
   let h: tf.Tensor3D = x.reshape([batch, config.features, 1]);
   for (let l = 0; l < config.convLayers; l++) {
-    const kernel = params[2 * l] as tf.Tensor3D;
-    const bias = params[2 * l + 1];
-    const y = tf.relu(tf.conv1d(h, kernel, 1, "same").add(bias)) as tf.Tensor3D;
-    const length = y.shape[1];
-    // tf.maxPool over [length, 1]: its gradient is ~5x faster than reshape().max() on wasm.
-    const pooled = tf.maxPool(
-      y.reshape([batch, length, 1, config.convFilters]) as tf.Tensor4D,
-      [2, 1],
-      [2, 1],
-      "valid",
-    );
-    h = pooled.reshape([batch, Math.floor(length / 2), config.convFilters]);
+    // Conv1D "same" + bias + ReLU + MaxPool(2) as one fused op (ml/model/conv_block.ts).
+    h = convBlock(h, params[2 * l] as tf.Tensor3D, params[2 * l + 1] as tf.Tensor1D);
   }
   const clip = config.activationClipNorm;
   if (clip !== undefined) {

@@ -1,0 +1,184 @@
+// The fused device CNN block (ml/model/conv_block.ts) against the tfjs composition it replaced:
+// values and the gradients of kernel, bias and input within 1e-5, over batch, length (odd too),
+// filters, kernel size (even too: tf's "same" padding) and layers; no leaked tensors; NaN
+// propagates to the activations, which the device then refuses to send.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import * as tf from "@tensorflow/tfjs";
+import { convBlock, referenceConvBlock } from "../../../ml/model/conv_block.ts";
+import { defaultModelConfig, type ModelConfig } from "../../../ml/model/config.ts";
+import {
+  deviceForward,
+  deviceLayout,
+  initParams,
+  ParamSet,
+} from "../../../ml/model/split_model.ts";
+import { prng } from "../../../ml/model/random.ts";
+import { DeviceSide } from "../../../ml/train/split_step.ts";
+import { maxAbsDiff, tfForTests } from "../fixtures.ts";
+import { convBlockFingerprint } from "./bun_conv_block_check.ts";
+
+await tfForTests();
+
+function randomArray(n: number, seed: number, scale = 1) {
+  const random = prng(seed);
+  return Float32Array.from({ length: n }, () => (random() * 2 - 1) * scale);
+}
+
+type Block = typeof convBlock;
+
+/** The device CNN (blocks chained) and tf.grads of sum(out * dy) w.r.t. input and parameters. */
+function run(block: Block, x: tf.Tensor3D, params: tf.Tensor[], dy: tf.Tensor) {
+  return tf.tidy(() => {
+    const f = (...inputs: tf.Tensor[]) => {
+      let h = inputs[0] as tf.Tensor3D;
+      for (let l = 0; l < params.length / 2; l++) {
+        h = block(h, inputs[1 + 2 * l] as tf.Tensor3D, inputs[2 + 2 * l] as tf.Tensor1D);
+      }
+      return h;
+    };
+    const value = f(x, ...params);
+    const grads = tf.grads(f)([x, ...params], dy);
+    return [value, ...grads].map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+// [batch, features, filters, layers, kernel]
+const CASES: [number, number, number, number, number][] = [
+  [1, 10, 3, 1, 3],
+  [7, 33, 8, 1, 3],
+  [64, 51, 32, 1, 3],
+  [7, 51, 8, 2, 5],
+  [1, 33, 32, 2, 3],
+  [64, 10, 3, 2, 5],
+  [64, 33, 32, 1, 5],
+  [7, 10, 8, 1, 1],
+  [7, 33, 8, 2, 2],
+  [7, 51, 3, 1, 4],
+  [1, 51, 32, 2, 5],
+];
+
+for (const [batch, features, filters, layers, kernel] of CASES) {
+  Deno.test(`convBlock = conv1d same + bias + relu + maxPool2: batch ${batch}, features ${features}, filters ${filters}, ${layers} layer(s), kernel ${kernel}`, () => {
+    const before = tf.memory().numTensors;
+    let seed = batch * 1000 + features * 10 + filters + layers + kernel;
+    const x = tf.tensor3d(randomArray(batch * features, seed++), [batch, features, 1]);
+    const params: tf.Tensor[] = [];
+    let length = features;
+    for (let l = 0; l < layers; l++) {
+      const inC = l === 0 ? 1 : filters;
+      params.push(tf.tensor3d(randomArray(kernel * inC * filters, seed++, 0.7), [
+        kernel,
+        inC,
+        filters,
+      ]));
+      params.push(tf.tensor1d(randomArray(filters, seed++, 0.3)));
+      length = Math.floor(length / 2);
+    }
+    // dy as the mean loss sends it (~1/batch per row): absolute 1e-5. With unit dy the sums over
+    // batch x length reach ~100, where float32 rounding alone is ~1e-5 (the fused op accumulates
+    // in float64, tf in float32): there the bound is 1e-5 relative to the largest value.
+    for (const dyScale of [1 / batch, 1]) {
+      const dy = tf.tensor3d(randomArray(batch * length * filters, seed++, dyScale), [
+        batch,
+        length,
+        filters,
+      ]);
+      const fused = run(convBlock, x, params, dy);
+      const reference = run(referenceConvBlock, x, params, dy);
+      dy.dispose();
+      const names = ["value", "d input", ...params.map((_, i) => i % 2 ? "d bias" : "d kernel")];
+      for (let i = 0; i < fused.length; i++) {
+        assert.equal(fused[i].length, reference[i].length, names[i]);
+        const d = maxAbsDiff(fused[i], reference[i]);
+        const scale = dyScale === 1 ? Math.max(1, ...reference[i].map(Math.abs)) : 1;
+        assert.ok(d <= 1e-5 * scale, `dy scale ${dyScale}: ${names[i]} differs by ${d}`);
+      }
+      assert.ok(fused[0].some((v) => v > 0), "all outputs are zero");
+      assert.ok(fused[2].some((v) => v !== 0), "kernel gradient is all zero");
+    }
+    tf.dispose([x, ...params]);
+    assert.equal(tf.memory().numTensors, before, "leaked tensors");
+  });
+}
+
+Deno.test("deviceForward with the fused block equals the tfjs composition, with clipping too", () => {
+  for (const clip of [undefined, 0.5]) {
+    const config: ModelConfig = { ...defaultModelConfig(51), activationClipNorm: clip };
+    const params = new ParamSet(deviceLayout(config), initParams(deviceLayout(config), 3));
+    const x = tf.tensor2d(randomArray(9 * 51, 4), [9, 51]);
+    const before = tf.memory().numTensors;
+    const [a, b] = tf.tidy(() => {
+      const fused = deviceForward(config, params.tensors, x).dataSync() as Float32Array;
+      let h = referenceConvBlock(
+        x.reshape([9, 51, 1]),
+        params.tensors[0] as tf.Tensor3D,
+        params.tensors[1] as tf.Tensor1D,
+      );
+      if (clip !== undefined) {
+        const flat = h.reshape([9, -1]);
+        const norms = flat.square().sum(1, true).add(1e-24).sqrt();
+        h = flat.mul(tf.minimum(tf.scalar(1), tf.scalar(clip).div(norms))).reshape(h.shape);
+      }
+      return [fused, h.dataSync() as Float32Array];
+    });
+    assert.equal(tf.memory().numTensors, before, "leaked tensors");
+    const d = maxAbsDiff(a, b);
+    assert.ok(d <= 1e-5, `clip ${clip}: differs by ${d}`);
+    x.dispose();
+    params.dispose();
+  }
+});
+
+Deno.test("convBlock refuses inconsistent shapes", () => {
+  tf.tidy(() => {
+    assert.throws(
+      () => convBlock(tf.zeros([2, 8, 2]), tf.zeros([3, 1, 4]), tf.zeros([4])),
+      /convBlock: shapes x=\[2,8,2\] kernel=\[3,1,4\] bias=\[4\] are inconsistent/,
+    );
+    assert.throws(
+      () => convBlock(tf.zeros([2, 1, 1]), tf.zeros([3, 1, 4]), tf.zeros([4])),
+      /length 1 cannot be pooled/,
+    );
+  });
+});
+
+Deno.test("a NaN input propagates to the activations, and the device refuses to send them", () => {
+  const config = defaultModelConfig(10);
+  const params = new ParamSet(deviceLayout(config), initParams(deviceLayout(config), 1));
+  const values = randomArray(2 * 10, 5);
+  values[3] = NaN;
+  const x = tf.tensor2d(values, [2, 10]);
+  const out = tf.tidy(() => deviceForward(config, params.tensors, x).dataSync() as Float32Array);
+  // Row 0 around feature 3 (pooled step 1) is NaN in every filter; row 1 is clean.
+  for (let f = 0; f < 32; f++) assert.ok(Number.isNaN(out[1 * 32 + f]), `filter ${f}`);
+  assert.ok(out.slice(5 * 32).every(Number.isFinite), "NaN leaked into row 1");
+  x.dispose();
+  params.dispose();
+
+  const device = new DeviceSide(config, initParams(deviceLayout(config), 1), {
+    learningRate: 1e-3,
+    name: "device 3",
+  });
+  const before = device.read();
+  assert.throws(
+    () => device.forward({ features: values, labels: Int32Array.of(0, 1), rows: 2 }, 0, 0),
+    /device 3: device forward produced bad activations.*NaN/,
+  );
+  assert.deepEqual(device.read(), before);
+  device.dispose();
+});
+
+const BUN = new URL("../../../tools/toolchain/node_modules/.bin/bun", import.meta.url).pathname;
+
+Deno.test({
+  name: "bun: the fused block's values and gradients are identical to Deno's",
+  ignore: !existsSync(BUN) && Deno.env.get("CI") !== "true",
+}, async () => {
+  const onDeno = await convBlockFingerprint();
+  assert.equal(JSON.parse(onDeno).maxDiffBelow1e5, true, "Deno: fused block off the reference");
+  const script = new URL("./bun_conv_block_check.ts", import.meta.url).pathname;
+  const onBun = execFileSync(BUN, ["run", script], { encoding: "utf8" }).trim().split("\n").pop();
+  assert.equal(onBun, onDeno, `rerun: ${BUN} run ${script}`);
+});
