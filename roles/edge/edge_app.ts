@@ -77,7 +77,7 @@ export function createEdgeApp(options: EdgeAppOptions): Hono {
   app.post("/v1/edge/step", async (c) => {
     const body = await readLimited(c.req.raw, STEP_BODY_BYTES_MAX);
     const deviceId = await authenticate(c.req.raw, body);
-    const reply = node.step(deviceId, body);
+    const reply = await node.stepInTurn(deviceId, body);
     return c.body(reply as Uint8Array<ArrayBuffer>, 200, {
       "content-type": "application/octet-stream",
     });

@@ -1,5 +1,6 @@
 // The edge's state for split training: the server-side model copies the devices train against,
 // the round's global weights served to devices, and the work queue. No HTTP here (edge_app.ts).
+import { StepScheduler, StepSchedulerFull } from "./step_scheduler.ts";
 import type { ModelConfig } from "../../ml/model/config.ts";
 import type { DeviceExecutor } from "../../ml/train/executor.ts";
 import type { LocalResult, LocalTask, LocalTrainOptions } from "../../ml/train/local.ts";
@@ -35,6 +36,7 @@ export class EdgeNode implements DeviceExecutor {
   #taskCounter = 0;
   /** Time in split steps (server-side forward, loss, backward) since the last take. */
   #computeMs = 0;
+  readonly #scheduler: StepScheduler<Uint8Array>;
   #lastStepEndMs = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -44,6 +46,7 @@ export class EdgeNode implements DeviceExecutor {
     readonly policy: RoundPolicy,
   ) {
     this.queue = new WorkQueue(deviceIds);
+    this.#scheduler = new StepScheduler(Math.max(1, deviceIds.length));
     if (policy.minDevices < 1 || policy.minDevices > deviceIds.length) {
       throw new Error(`edge: minDevices ${policy.minDevices} must be in 1..${deviceIds.length}`);
     }
@@ -245,6 +248,18 @@ export class EdgeNode implements DeviceExecutor {
       edgeModelSha256: edgeHash,
     };
     return { deviceId, taskId, item };
+  }
+
+  /** `step` in the scheduler's order: the device furthest into its round first (see
+   * step_scheduler.ts). What the HTTP handler calls. */
+  async stepInTurn(deviceId: string, message: Uint8Array): Promise<Uint8Array> {
+    const priority = this.#copies.get(deviceId)?.nextStep ?? 0;
+    try {
+      return await this.#scheduler.submit(deviceId, priority, () => this.step(deviceId, message));
+    } catch (error) {
+      if (error instanceof StepSchedulerFull) throw new EdgeRefusal("bad_frame", error.message);
+      throw error;
+    }
   }
 
   /** One split step for a device's current task; the frame's round/step must be the next one. */
