@@ -89,17 +89,3 @@ export class Adam {
 function shapesEqual(a: readonly number[], b: readonly number[]) {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
-
-/** One device sync for all tensors: sum(x * 0) is 0 iff every element of x is finite. */
-export function assertFiniteTensors(
-  tensors: readonly tf.Tensor[],
-  names: readonly string[],
-  where: string,
-): void {
-  const flags = tf.tidy(() => tf.stack(tensors.map((t) => t.mul(0).sum())));
-  const values = flags.dataSync();
-  flags.dispose();
-  for (let k = 0; k < values.length; k++) {
-    if (values[k] !== 0) throw new Error(`${where} ${names[k] ?? k} contains NaN or Inf`);
-  }
-}
