@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type * as TF from "@tensorflow/tfjs";
 import { initTensorflow } from "../../../ml/tf/backend.ts";
+import { randomTensorMaker } from "./random_tensor.ts";
 
 export async function convBlockFingerprint(): Promise<string> {
   const { tf } = await initTensorflow({ backend: "wasm" });
@@ -12,15 +13,7 @@ export async function convBlockFingerprint(): Promise<string> {
   const hash = createHash("sha256");
   let maxDiff = 0;
   for (const [B, L, C, K, F] of [[7, 51, 1, 3, 32], [5, 33, 32, 4, 8]]) {
-    const random = prng(B * 131 + K);
-    const make = (shape: number[], scale: number) =>
-      tf.tensor(
-        Float32Array.from(
-          { length: shape.reduce((a, b) => a * b, 1) },
-          () => (random() * 2 - 1) * scale,
-        ),
-        shape,
-      );
+    const make = randomTensorMaker(tf, prng(B * 131 + K));
     const x = make([B, L, C], 1);
     const kernel = make([K, C, F], 0.5);
     const bias = make([F], 0.2);

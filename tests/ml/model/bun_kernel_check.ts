@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type * as TF from "@tensorflow/tfjs";
 import { initTensorflow } from "../../../ml/tf/backend.ts";
+import { randomTensorMaker } from "./random_tensor.ts";
 
 export async function kernelFingerprint(): Promise<string> {
   const { tf } = await initTensorflow({ backend: "wasm" });
@@ -60,15 +61,7 @@ async function fingerprintOnce(tf: typeof TF): Promise<string> {
   const hash = createHash("sha256");
   let maxDiff = 0;
   for (const [R, B, T, D, H] of [[2, 7, 5, 3, 3], [1, 33, 9, 4, 6], [2, 64, 22, 32, 64]]) {
-    const random = prng(B * 131 + H);
-    const make = (shape: number[], scale: number) =>
-      tf.tensor(
-        Float32Array.from(
-          { length: shape.reduce((a, b) => a * b, 1) },
-          () => (random() * 2 - 1) * scale,
-        ),
-        shape,
-      );
+    const make = randomTensorMaker(tf, prng(B * 131 + H));
     const x = make([B, T, D], 1);
     const W = make([R, D, 4 * H], 0.3);
     const U = make([R, H, 4 * H], 0.3);
