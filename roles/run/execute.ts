@@ -11,7 +11,13 @@ import { writeReports } from "./report.ts";
 import { join } from "node:path";
 import { planAttack } from "../attack_plan.ts";
 import { formatTable, formatTiming, type TrialResult } from "./results.ts";
-import { runInProcess, runMultiProcess, trialModeOf } from "./run_trial.ts";
+import {
+  runInProcess,
+  runMultiProcess,
+  TRIAL_NICENESS_ENV,
+  trialModeOf,
+  trialNiceness,
+} from "./run_trial.ts";
 import {
   PrivacyAuditHook,
   privacyExperiment,
@@ -51,6 +57,8 @@ export interface ExecuteRunOptions {
 
 export async function executeRun(options: ExecuteRunOptions): Promise<TrialResult[]> {
   const { trial } = options;
+  // A bad override is a usage error before anything is prepared or written.
+  if (!options.inProcess) trialNiceness(process.env[TRIAL_NICENESS_ENV]);
   const metrics = createNodeMetrics();
   const view = new MemoryView({
     status: {

@@ -1,6 +1,7 @@
 // `iomt-sfl run`: a whole local trial. By default every role is its own process on loopback
 // (devices, edge, validators), supervised so that none outlives the run; `--in-process` runs the
 // same engine in one process for speed. Results: a table, report.json and report.html.
+import { UsageError } from "../../cli/usage_error.ts";
 import { cpSync, createWriteStream, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -61,7 +62,7 @@ export function trialNiceness(override: string | undefined): Record<TrialRole, n
   for (const part of (override ?? "").split(",").filter((p) => p.trim() !== "")) {
     const match = /^\s*(edge|device|validator)\s*=\s*(\d{1,2})\s*$/.exec(part);
     if (!match || Number(match[2]) > 19) {
-      throw new Error(
+      throw new UsageError(
         `${TRIAL_NICENESS_ENV}: "${part}" is not role=0..19 (roles: edge, device, validator)`,
       );
     }
