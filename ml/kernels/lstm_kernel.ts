@@ -48,12 +48,19 @@ const MEMORY_INITIAL_PAGES = 16;
 const MEMORY_MAX_PAGES = 1207959552 / PAGE;
 /** Stack of the worker thread's instance (the linker's stack-size). */
 const WORKER_STACK_BYTES = 65536;
-/** Rows per packed GEMM block in lstm.c (KC). */
-const GEMM_KC = 256;
-
-function panelFloats(s: LstmShape): number {
-  return GEMM_KC * (Math.max(4 * s.units, s.inputs, s.units) + 8);
+/** lstm.c pads the units to a multiple of 4 (its gate columns are interleaved per 4 units). */
+function paddedUnits(s: LstmShape): number {
+  return Math.ceil(s.units / 4) * 4;
 }
+
+/** Floats of a forward panel: [W; U] packed, interleaved, plus the interleaved bias. */
+function forwardPanelFloats(s: LstmShape): number {
+  const Hp = paddedUnits(s);
+  return (s.inputs + Hp) * 4 * Hp + 4 * Hp;
+}
+
+/** Rows per block of lstm.c's backward recurrence (BWD_ROWS). */
+const BACKWARD_BLOCK_ROWS = 32;
 
 interface Exports {
   __heap_base: WebAssembly.Global;
@@ -112,13 +119,15 @@ function layout(start: number, sizes: Record<string, number>) {
 function tapeSizes(s: LstmShape) {
   const { batch: B, steps: T, inputs: D, units: H, directions: R } = s;
   const G = 4 * H;
+  const Hp = paddedUnits(s);
   return {
     x: B * T * D,
     W: R * D * G,
     U: R * H * G,
-    gates: R * T * B * G,
-    cs: R * T * B * H,
-    hs: R * T * B * H,
+    gates: R * T * B * 4 * Hp,
+    cs: R * T * B * Hp,
+    hs: R * T * B * Hp,
+    tcs: R * T * B * Hp,
   };
 }
 
@@ -310,13 +319,12 @@ export class LstmKernel {
     this.#spillPending();
     const sizes = tapeSizes(s);
     const t = layout(this.#base, sizes);
+    const Hp = paddedUnits(s);
     const scratch = layout(t.end, {
       hout: B * R * H,
       bias: R * G,
-      wpanel0: D * G,
-      upanel0: H * G,
-      wpanel1: D * G,
-      upanel1: H * G,
+      panel0: forwardPanelFloats(s),
+      panel1: forwardPanelFloats(s),
     });
     const heap = this.#ensure(scratch.end, `a differentiable pass of batch ${B}`);
     heap.set(x, t.at.x);
@@ -340,11 +348,11 @@ export class LstmKernel {
           4 * t.at.U,
           4 * scratch.at.bias,
           4 * scratch.at.hout,
-          4 * (t.at.gates + d * T * B * G),
-          4 * (t.at.cs + d * T * B * H),
-          4 * (t.at.hs + d * T * B * H),
-          4 * scratch.at[`wpanel${d}`],
-          4 * scratch.at[`upanel${d}`],
+          4 * (t.at.gates + d * T * B * 4 * Hp),
+          4 * (t.at.cs + d * T * B * Hp),
+          4 * (t.at.hs + d * T * B * Hp),
+          4 * (t.at.tcs + d * T * B * Hp),
+          4 * scratch.at[`panel${d}`],
         ],
       });
     }
@@ -376,22 +384,19 @@ export class LstmKernel {
       : splitRows
       ? [{ d: 0, row: 0, rows: B >> 1 }, { d: 0, row: B >> 1, rows: B - (B >> 1) }]
       : [{ d: 0, row: 0, rows: B }];
+    const Hp = paddedUnits(s);
     const m = layout(start, {
       x: B * T * D,
       W: R * D * G,
       U: R * H * G,
       bias: R * G,
       hout: B * R * H,
-      gates0: B * G,
-      cs0: 2 * B * H,
-      hs0: 2 * B * H,
-      wpanel0: D * G,
-      upanel0: H * G,
-      gates1: B * G,
-      cs1: 2 * B * H,
-      hs1: 2 * B * H,
-      wpanel1: D * G,
-      upanel1: H * G,
+      cs0: 2 * B * Hp,
+      hs0: 2 * B * Hp,
+      panel0: forwardPanelFloats(s),
+      cs1: 2 * B * Hp,
+      hs1: 2 * B * Hp,
+      panel1: forwardPanelFloats(s),
     });
     const heap = this.#ensure(m.end, `a forward pass of batch ${B}`);
     heap.set(x, m.at.x);
@@ -413,11 +418,11 @@ export class LstmKernel {
         4 * m.at.U,
         4 * m.at.bias,
         4 * (m.at.hout + row * R * H),
-        4 * m.at[`gates${k}`],
+        0, // no saved activations
         4 * m.at[`cs${k}`],
         4 * m.at[`hs${k}`],
-        4 * m.at[`wpanel${k}`],
-        4 * m.at[`upanel${k}`],
+        0, // no saved tanh(c)
+        4 * m.at[`panel${k}`],
       ],
     })));
     return this.#heap.slice(m.at.hout, m.at.hout + B * R * H);
@@ -449,18 +454,18 @@ export class LstmKernel {
       this.#pending = tape;
     }
     // Per direction d: its own scratch (suffix d), so that the directions can run concurrently.
+    const Hp = paddedUnits(s);
+    const Gp = 4 * Hp;
     const perDirection = (d: number) => ({
-      [`xhT${d}`]: (D + H) * T * B,
-      [`dZ${d}`]: T * B * G,
-      [`dWU${d}`]: (D + H) * G,
-      [`UT${d}`]: G * H,
-      [`WT${d}`]: G * D,
-      [`dxs${d}`]: T * B * D,
-      [`dh${d}`]: B * H,
-      [`dc${d}`]: B * H,
-      [`dhn${d}`]: B * H,
-      [`panel${d}`]: panelFloats(s),
-      [`upanel${d}`]: G * H,
+      [`dWU${d}`]: (D + Hp) * Gp,
+      [`dzb${d}`]: BACKWARD_BLOCK_ROWS * Gp,
+      [`utp${d}`]: Math.ceil(Hp / 8) * 8 * Gp,
+      [`wtp${d}`]: Math.ceil(D / 8) * 8 * Gp,
+      [`dxs${d}`]: B * T * D,
+      [`dh${d}`]: B * Hp,
+      [`dc${d}`]: B * Hp,
+      [`dhn${d}`]: B * Hp,
+      [`dbIl${d}`]: Gp,
     });
     const m = layout(t.end, {
       dy: B * R * H,
@@ -491,21 +496,20 @@ export class LstmKernel {
           4 * t.at.gates,
           4 * t.at.cs,
           4 * t.at.hs,
+          4 * t.at.tcs,
           p("dy"),
           p("dW"),
           p("dU"),
           p("db"),
-          p(`xhT${d}`),
-          p(`dZ${d}`),
           p(`dWU${d}`),
-          p(`UT${d}`),
-          p(`WT${d}`),
+          p(`dzb${d}`),
+          p(`utp${d}`),
+          p(`wtp${d}`),
           p(`dxs${d}`),
           p(`dh${d}`),
           p(`dc${d}`),
           p(`dhn${d}`),
-          p(`panel${d}`),
-          p(`upanel${d}`),
+          p(`dbIl${d}`),
         ],
       });
     }

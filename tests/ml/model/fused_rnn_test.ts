@@ -71,6 +71,33 @@ for (const directions of [1, 2]) {
   }
 }
 
+Deno.test("fused rnn: saturated gates (pre-activations up to +-60) match the reference", () => {
+  // Past the kernel's clamps (tanh at +-7.9, exp at -87.3..88.3) the values and gradients must still
+  // be those of the exact functions: gates at 0 or 1, gradients vanishing, nothing NaN.
+  const [B, T, D, H] = [9, 5, 3, 6];
+  const inputs = {
+    x: randomTensor([B, T, D], 21, 1),
+    W: randomTensor([2, D, 4 * H], 22, 20),
+    U: randomTensor([2, H, 4 * H], 23, 20),
+    b: randomTensor([2, 4 * H], 24, 20),
+    dy: randomTensor([B, 2 * H], 25, 1),
+  };
+  const fused = runOp(fusedRnn, inputs);
+  const reference = runOp(referenceRnn, inputs);
+  for (let k = 0; k < fused.length; k++) {
+    const values = fused[k].dataSync();
+    assert.ok(values.every(Number.isFinite), `output ${k}: not finite`);
+    const ref = reference[k].dataSync();
+    const diff = maxAbsDiff(values, ref);
+    const magnitude = (ref as Float32Array).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    // dx reaches ~10 here (W up to +-20): float32 summation order alone differs by ~4e-5 there.
+    assert.ok(diff <= 1e-5 * Math.max(1, magnitude), `output ${k}: max abs diff ${diff}`);
+  }
+  const h = fused[0].dataSync();
+  assert.ok(h.some((v) => Math.abs(v) > 0.99), "no unit saturated: the test lost its point");
+  tf.dispose([...fused, ...reference, ...Object.values(inputs)]);
+});
+
 Deno.test("fused rnn: interleaved differentiable passes keep their own saved state", () => {
   // Two forward passes under one tape before either backward pass: the kernel spills the first
   // pass's state out of its memory and restores it for the first backward pass.
