@@ -6,6 +6,10 @@
 // that won the pool (ties: the first, as tf.maxPool) and whether it passed the ReLU, so the backward
 // only visits the winners. NaN propagates (a NaN input gives NaN outputs, which the wire checks
 // refuse). Checked against the tfjs composition in tests/ml/model/conv_block_test.ts.
+//
+// The loops are also exported on plain arrays (convBlockForward -> trace -> convBlockBackward):
+// the split device keeps the trace across the round trip to the edge and computes its gradient
+// from it, where the tensor op would need the forward recomputed under a tape.
 import * as tf from "@tensorflow/tfjs";
 
 function floats(t: tf.Tensor, name: string): Float32Array {
@@ -30,117 +34,209 @@ function checkShapes(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) {
   return { batch, length, channels, size, filters };
 }
 
-const block = tf.customGrad(
-  ((x: tf.Tensor3D, kernel: tf.Tensor3D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
-    const { batch: B, length: L, channels: C, size: K, filters: F } = checkShapes(x, kernel, bias);
-    const xs = floats(x, "x");
-    const ws = floats(kernel, "kernel");
-    const bs = floats(bias, "bias");
-    // tf "same" for stride 1: total padding K - 1, the smaller half on the left. With x copied
-    // into a zero-padded [B, L + K - 1, C] buffer, the receptive field of conv position t is the
-    // K * C consecutive values from (t, 0): each output is one contiguous dot product.
-    const padLeft = Math.floor((K - 1) / 2);
-    const Lp = L + K - 1;
-    const KC = K * C;
-    const P = Math.floor(L / 2);
-    const xp = new Float32Array(B * Lp * C);
-    for (let b = 0; b < B; b++) {
-      xp.set(xs.subarray(b * L * C, (b + 1) * L * C), (b * Lp + padLeft) * C);
-    }
-    const out = new Float32Array(B * P * F);
-    // Per pooled output: 0 if conv position 2p won the pool, 1 if 2p + 1 did, -1 if the ReLU cut
-    // the winner (no gradient).
-    const winner = new Int8Array(B * P * F);
-    // The two conv rows of one pool window, kernel [K, C, F] read as [K * C, F]: inner loops run
-    // over the filters, contiguous in the kernel and in the output.
-    const acc0 = new Float64Array(F);
-    const acc1 = new Float64Array(F);
-    for (let b = 0; b < B; b++) {
-      for (let p = 0; p < P; p++) {
-        const base0 = (b * Lp + 2 * p) * C;
-        const base1 = base0 + C;
+/** Sizes of one block: x [batch, length, channels], kernel [size, channels, filters]. */
+export interface ConvBlockDims {
+  batch: number;
+  length: number;
+  channels: number;
+  size: number;
+  filters: number;
+}
+
+/** What one forward leaves for its backward: the zero-padded input, the kernel it used and, per
+ * pooled output, the pool's winner. Plain arrays, no tensors: a device can keep it across the
+ * network round trip to the edge instead of recomputing the forward under a tape. */
+export interface ConvBlockTrace {
+  readonly dims: ConvBlockDims;
+  /** x zero-padded to [batch, length + size - 1, channels] ("same" padding). */
+  readonly xp: Float32Array;
+  /** The kernel [size, channels, filters] as the forward read it. */
+  readonly kernel: Float32Array;
+  /** Per pooled output: 0 if conv position 2p won the pool, 1 if 2p + 1 did, -1 if the ReLU cut
+   * the winner (no gradient). */
+  readonly winner: Int8Array;
+}
+
+/** Checks the sizes against the arrays' lengths (the array form has no tensor shapes to lean on). */
+function checkArrays(
+  dims: ConvBlockDims,
+  x: Float32Array,
+  kernel: Float32Array,
+  bias: Float32Array,
+) {
+  const { batch: B, length: L, channels: C, size: K, filters: F } = dims;
+  const sizes = [B, L, C, K, F];
+  if (!sizes.every((d) => Number.isInteger(d) && d >= 1)) {
+    throw new Error(`convBlock: sizes [${sizes}] must be positive integers`);
+  }
+  if (L < 2) throw new Error(`convBlock: length ${L} cannot be pooled by 2`);
+  if (x.length !== B * L * C || kernel.length !== K * C * F || bias.length !== F) {
+    throw new Error(
+      `convBlock: ${x.length} / ${kernel.length} / ${bias.length} values for x [${B}, ${L}, ${C}], kernel [${K}, ${C}, ${F}], bias [${F}]`,
+    );
+  }
+}
+
+/** The block's forward on plain arrays: x [batch, length, channels] -> out [batch, floor(length /
+ * 2), filters], and the trace its backward needs. `x`, `kernel` and `bias` are not modified; the
+ * trace keeps `kernel` (not a copy), so the caller must not change it before the backward. */
+export function convBlockForward(
+  dims: ConvBlockDims,
+  x: Float32Array,
+  kernel: Float32Array,
+  bias: Float32Array,
+): { out: Float32Array; trace: ConvBlockTrace } {
+  checkArrays(dims, x, kernel, bias);
+  const { batch: B, length: L, channels: C, size: K, filters: F } = dims;
+  // tf "same" for stride 1: total padding K - 1, the smaller half on the left. With x copied
+  // into a zero-padded [B, L + K - 1, C] buffer, the receptive field of conv position t is the
+  // K * C consecutive values from (t, 0): each output is one contiguous dot product.
+  const padLeft = Math.floor((K - 1) / 2);
+  const Lp = L + K - 1;
+  const KC = K * C;
+  const P = Math.floor(L / 2);
+  const xp = new Float32Array(B * Lp * C);
+  for (let b = 0; b < B; b++) {
+    xp.set(x.subarray(b * L * C, (b + 1) * L * C), (b * Lp + padLeft) * C);
+  }
+  const out = new Float32Array(B * P * F);
+  const winner = new Int8Array(B * P * F);
+  // The two conv rows of one pool window, kernel [K, C, F] read as [K * C, F]: inner loops run
+  // over the filters, contiguous in the kernel and in the output.
+  const acc0 = new Float64Array(F);
+  const acc1 = new Float64Array(F);
+  for (let b = 0; b < B; b++) {
+    for (let p = 0; p < P; p++) {
+      const base0 = (b * Lp + 2 * p) * C;
+      const base1 = base0 + C;
+      for (let f = 0; f < F; f++) {
+        acc0[f] = bias[f];
+        acc1[f] = bias[f];
+      }
+      for (let j = 0; j < KC; j++) {
+        const x0 = xp[base0 + j];
+        const x1 = xp[base1 + j];
+        const wBase = j * F;
         for (let f = 0; f < F; f++) {
-          acc0[f] = bs[f];
-          acc1[f] = bs[f];
+          const w = kernel[wBase + f];
+          acc0[f] += x0 * w;
+          acc1[f] += x1 * w;
         }
+      }
+      const oBase = (b * P + p) * F;
+      for (let f = 0; f < F; f++) {
+        const a = acc0[f];
+        const c = acc1[f];
+        // max(relu(a), relu(c)); Math.max propagates NaN. Ties: the first wins (as tf.maxPool).
+        const z = Math.max(a, c, 0);
+        out[oBase + f] = z;
+        winner[oBase + f] = z > 0 || z !== z ? (a >= c ? 0 : 1) : -1;
+      }
+    }
+  }
+  return { out, trace: { dims, xp, kernel, winner } };
+}
+
+/** The block's backward on plain arrays: given dy [batch, floor(length / 2), filters], the
+ * gradients of the kernel and bias and, if `withInput`, of x (a first layer's input is data, whose
+ * gradient nobody needs). */
+export function convBlockBackward(
+  trace: ConvBlockTrace,
+  dy: Float32Array,
+  withInput: boolean,
+): { dx: Float32Array | null; dKernel: Float32Array; dBias: Float32Array } {
+  const { dims, xp, kernel: ws, winner } = trace;
+  const { batch: B, length: L, channels: C, size: K, filters: F } = dims;
+  const P = Math.floor(L / 2);
+  if (dy.length !== B * P * F) {
+    throw new Error(`convBlock: ${dy.length} gradient values for output [${B}, ${P}, ${F}]`);
+  }
+  const padLeft = Math.floor((K - 1) / 2);
+  const Lp = L + K - 1;
+  const KC = K * C;
+  const dxp = withInput ? new Float32Array(B * Lp * C) : null;
+  const dw = new Float64Array(KC * F);
+  const db = new Float64Array(F);
+  // Gradient of the pre-activation at the window's two conv positions: only the pool's
+  // winner, if it passed the ReLU, gets one.
+  const g0 = new Float64Array(F);
+  const g1 = new Float64Array(F);
+  for (let b = 0; b < B; b++) {
+    for (let p = 0; p < P; p++) {
+      const oBase = (b * P + p) * F;
+      let any = false;
+      for (let f = 0; f < F; f++) {
+        const w = winner[oBase + f];
+        const g = w < 0 ? 0 : dy[oBase + f];
+        g0[f] = w === 0 ? g : 0;
+        g1[f] = w === 1 ? g : 0;
+        db[f] += g;
+        if (g !== 0) any = true;
+      }
+      if (!any) continue;
+      const base0 = (b * Lp + 2 * p) * C;
+      const base1 = base0 + C;
+      if (dxp === null) {
         for (let j = 0; j < KC; j++) {
           const x0 = xp[base0 + j];
           const x1 = xp[base1 + j];
           const wBase = j * F;
-          for (let f = 0; f < F; f++) {
-            const w = ws[wBase + f];
-            acc0[f] += x0 * w;
-            acc1[f] += x1 * w;
-          }
+          for (let f = 0; f < F; f++) dw[wBase + f] += x0 * g0[f] + x1 * g1[f];
         }
-        const oBase = (b * P + p) * F;
+        continue;
+      }
+      for (let j = 0; j < KC; j++) {
+        const x0 = xp[base0 + j];
+        const x1 = xp[base1 + j];
+        const wBase = j * F;
+        let s0 = 0;
+        let s1 = 0;
         for (let f = 0; f < F; f++) {
-          const a = acc0[f];
-          const c = acc1[f];
-          // max(relu(a), relu(c)); Math.max propagates NaN. Ties: the first wins (as tf.maxPool).
-          const z = Math.max(a, c, 0);
-          out[oBase + f] = z;
-          winner[oBase + f] = z > 0 || z !== z ? (a >= c ? 0 : 1) : -1;
+          const w = ws[wBase + f];
+          const a = g0[f];
+          const c = g1[f];
+          s0 += w * a;
+          s1 += w * c;
+          dw[wBase + f] += x0 * a + x1 * c;
         }
+        dxp[base0 + j] += s0;
+        dxp[base1 + j] += s1;
       }
     }
-    save([]); // the saved state (inputs, winners) lives in this closure, not in tensors
+  }
+  let dx: Float32Array | null = null;
+  if (dxp !== null) {
+    dx = new Float32Array(B * L * C);
+    for (let b = 0; b < B; b++) {
+      const from = (b * Lp + padLeft) * C;
+      dx.set(dxp.subarray(from, from + L * C), b * L * C);
+    }
+  }
+  return { dx, dKernel: Float32Array.from(dw), dBias: Float32Array.from(db) };
+}
+
+const block = tf.customGrad(
+  ((x: tf.Tensor3D, kernel: tf.Tensor3D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    const dims = checkShapes(x, kernel, bias);
+    const { out, trace } = convBlockForward(
+      dims,
+      floats(x, "x"),
+      floats(kernel, "kernel"),
+      floats(bias, "bias"),
+    );
+    const { batch: B, length: L, channels: C, size: K, filters: F } = dims;
+    const P = Math.floor(L / 2);
+    save([]); // the saved state (the trace) lives in this closure, not in tensors
     const value = tf.tensor3d(out, [B, P, F]);
     const gradFunc = (dy: tf.Tensor3D) => {
       if (dy.shape[0] !== B || dy.shape[1] !== P || dy.shape[2] !== F) {
         throw new Error(`convBlock: gradient [${dy.shape}] for output [${B}, ${P}, ${F}]`);
       }
-      const dys = floats(dy, "dy");
-      const dxp = new Float32Array(B * Lp * C);
-      const dw = new Float64Array(KC * F);
-      const db = new Float64Array(F);
-      // Gradient of the pre-activation at the window's two conv positions: only the pool's
-      // winner, if it passed the ReLU, gets one.
-      const g0 = new Float64Array(F);
-      const g1 = new Float64Array(F);
-      for (let b = 0; b < B; b++) {
-        for (let p = 0; p < P; p++) {
-          const oBase = (b * P + p) * F;
-          let any = false;
-          for (let f = 0; f < F; f++) {
-            const w = winner[oBase + f];
-            const g = w < 0 ? 0 : dys[oBase + f];
-            g0[f] = w === 0 ? g : 0;
-            g1[f] = w === 1 ? g : 0;
-            db[f] += g;
-            if (g !== 0) any = true;
-          }
-          if (!any) continue;
-          const base0 = (b * Lp + 2 * p) * C;
-          const base1 = base0 + C;
-          for (let j = 0; j < KC; j++) {
-            const x0 = xp[base0 + j];
-            const x1 = xp[base1 + j];
-            const wBase = j * F;
-            let s0 = 0;
-            let s1 = 0;
-            for (let f = 0; f < F; f++) {
-              const w = ws[wBase + f];
-              const a = g0[f];
-              const c = g1[f];
-              s0 += w * a;
-              s1 += w * c;
-              dw[wBase + f] += x0 * a + x1 * c;
-            }
-            dxp[base0 + j] += s0;
-            dxp[base1 + j] += s1;
-          }
-        }
-      }
-      const dx = new Float32Array(B * L * C);
-      for (let b = 0; b < B; b++) {
-        const from = (b * Lp + padLeft) * C;
-        dx.set(dxp.subarray(from, from + L * C), b * L * C);
-      }
+      const { dx, dKernel, dBias } = convBlockBackward(trace, floats(dy, "dy"), true);
       return [
-        tf.tensor3d(dx, [B, L, C]),
-        tf.tensor3d(Float32Array.from(dw), [K, C, F]),
-        tf.tensor1d(Float32Array.from(db)),
+        tf.tensor3d(dx!, [B, L, C]),
+        tf.tensor3d(dKernel, [K, C, F]),
+        tf.tensor1d(dBias),
       ];
     };
     return { value, gradFunc };

@@ -6,7 +6,12 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
-import { convBlock, referenceConvBlock } from "../../../ml/model/conv_block.ts";
+import {
+  convBlock,
+  convBlockBackward,
+  convBlockForward,
+  referenceConvBlock,
+} from "../../../ml/model/conv_block.ts";
 import { defaultModelConfig, type ModelConfig } from "../../../ml/model/config.ts";
 import {
   deviceForward,
@@ -168,6 +173,46 @@ Deno.test("a NaN input propagates to the activations, and the device refuses to 
   );
   assert.deepEqual(device.read(), before);
   device.dispose();
+});
+
+Deno.test("convBlockForward/convBlockBackward on arrays equal the tfjs op bit for bit", () => {
+  for (const [B, L, C, K, F] of [[7, 51, 1, 3, 32], [5, 33, 8, 4, 8], [3, 10, 3, 1, 5]]) {
+    const xs = randomArray(B * L * C, B + L);
+    for (let i = 0; i < xs.length; i += 6) xs[i] = 0; // pool ties and ReLU cuts
+    const ws = randomArray(K * C * F, K, 0.6);
+    const bs = randomArray(F, F, 0.2);
+    const dys = randomArray(B * Math.floor(L / 2) * F, C, 0.1);
+    const dims = { batch: B, length: L, channels: C, size: K, filters: F };
+    const { out, trace } = convBlockForward(dims, xs, ws, bs);
+    const withInput = convBlockBackward(trace, dys, true);
+    const withoutInput = convBlockBackward(trace, dys, false);
+    const x = tf.tensor3d(xs, [B, L, C]);
+    const params = [tf.tensor3d(ws, [K, C, F]), tf.tensor1d(bs)];
+    const dy = tf.tensor3d(dys, [B, Math.floor(L / 2), F]);
+    const [value, dx, dKernel, dBias] = run(convBlock, x, params, dy);
+    tf.dispose([x, ...params, dy]);
+    const at = `[${B}, ${L}, ${C}] kernel ${K} filters ${F}`;
+    assert.deepEqual(out, value, `${at}: value`);
+    assert.deepEqual(withInput.dx, dx, `${at}: d input`);
+    assert.equal(withoutInput.dx, null);
+    for (const g of [withInput, withoutInput]) {
+      assert.deepEqual(g.dKernel, dKernel, `${at}: d kernel`);
+      assert.deepEqual(g.dBias, dBias, `${at}: d bias`);
+    }
+  }
+  const dims = { batch: 2, length: 8, channels: 1, size: 3, filters: 4 };
+  const [x, w, b] = [new Float32Array(16), new Float32Array(12), new Float32Array(4)];
+  assert.throws(
+    () => convBlockForward(dims, new Float32Array(15), w, b),
+    /convBlock: 15 \/ 12 \/ 4 values for x \[2, 8, 1\], kernel \[3, 1, 4\], bias \[4\]/,
+  );
+  assert.throws(() => convBlockForward({ ...dims, length: 1 }, x, w, b), /cannot be pooled/);
+  assert.throws(() => convBlockForward({ ...dims, filters: 0 }, x, w, b), /positive integers/);
+  const { trace } = convBlockForward(dims, x, w, b);
+  assert.throws(
+    () => convBlockBackward(trace, new Float32Array(7), false),
+    /convBlock: 7 gradient values for output \[2, 4, 4\]/,
+  );
 });
 
 const BUN = new URL("../../../tools/toolchain/node_modules/.bin/bun", import.meta.url).pathname;
