@@ -50,14 +50,36 @@ export class Adam {
         );
       }
       const g = grads[k].dataSync() as Float32Array;
-      for (let i = 0; i < g.length; i++) {
-        // g - g is 0 for a finite g, NaN for NaN and +-Infinity.
-        if (g[i] - g[i] !== 0) {
-          throw new Error(`${where}: gradient ${names[k]} contains NaN or Inf`);
-        }
-      }
+      assertFinite(g, names[k], where);
       gs.push(g);
     }
+    this.#update(gs);
+  }
+
+  /** apply() for gradients as plain arrays in layout order (each parameter's values in its
+   * shape's row-major order): spares a gradient computed outside tfjs the round trip through a
+   * tensor. Throws (weights and moments untouched) if any has the wrong length or is not finite. */
+  applyArrays(grads: readonly Float32Array[], where: string): void {
+    const entries = this.params.layout.entries;
+    if (grads.length !== entries.length) {
+      throw new Error(`${where}: ${grads.length} gradients for ${entries.length} parameters`);
+    }
+    for (let k = 0; k < entries.length; k++) {
+      if (!(grads[k] instanceof Float32Array) || grads[k].length !== entries[k].size) {
+        throw new Error(
+          `${where}: gradient of ${entries[k].name} has ${grads[k]?.length} values, [${
+            entries[k].shape
+          }] needs ${entries[k].size}`,
+        );
+      }
+      assertFinite(grads[k], entries[k].name, where);
+    }
+    this.#update(grads);
+  }
+
+  /** The update itself, for gradients already checked (count, shapes, finiteness). */
+  #update(gs: readonly Float32Array[]): void {
+    const vars = this.params.variables;
     this.#steps++;
     const t = this.#steps;
     const b1 = this.#beta1;
@@ -70,19 +92,29 @@ export class Adam {
       const g = gs[k];
       const m = this.#m[k];
       const v = this.#v[k];
-      const p = new Float32Array(vars[k].dataSync() as Float32Array); // a copy on every backend
+      // Read-only: on the cpu backend dataSync returns the tensor's own storage. The new weights
+      // go to a fresh array instead of a copy of the old ones updated in place.
+      const p = vars[k].dataSync() as Float32Array;
+      const next = new Float32Array(p.length);
       for (let i = 0; i < p.length; i++) {
         const gi = g[i];
         const mi = m[i] = b1 * m[i] + c1 * gi;
         const vi = v[i] = b2 * v[i] + c2 * gi * gi;
-        p[i] -= stepSize * mi / (Math.sqrt(vi) + eps);
+        next[i] = p[i] - stepSize * mi / (Math.sqrt(vi) + eps);
       }
-      tf.tidy(() => vars[k].assign(tf.tensor(p, vars[k].shape, "float32")));
+      tf.tidy(() => vars[k].assign(tf.tensor(next, vars[k].shape, "float32")));
     }
   }
 
   dispose(): void {
     // Nothing held in tensors.
+  }
+}
+
+function assertFinite(g: Float32Array, name: string, where: string) {
+  for (let i = 0; i < g.length; i++) {
+    // g - g is 0 for a finite g, NaN for NaN and +-Infinity.
+    if (g[i] - g[i] !== 0) throw new Error(`${where}: gradient ${name} contains NaN or Inf`);
   }
 }
 

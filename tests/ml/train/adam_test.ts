@@ -133,3 +133,46 @@ Deno.test("fused Adam refuses a NaN/Inf or misshaped gradient before touching we
   params.dispose();
   twin.dispose();
 });
+
+Deno.test("applyArrays equals apply bit for bit and refuses NaN/Inf or misshaped arrays untouched", () => {
+  const viaTensors = new ParamSet(layout, initial(3));
+  const viaArrays = new ParamSet(layout, initial(3));
+  const a = new Adam(viaTensors, { learningRate: 1e-2 });
+  const b = new Adam(viaArrays, { learningRate: 1e-2 });
+  const before = tf.memory().numTensors;
+  for (let step = 0; step < 5; step++) {
+    const grads = randomGrads(200 + step, 10 ** (step - 3));
+    a.apply(grads, "tensors");
+    b.applyArrays(grads.map((g) => g.dataSync() as Float32Array), "arrays");
+    tf.dispose(grads);
+    assert.deepEqual(viaArrays.read(), viaTensors.read(), `step ${step}`);
+  }
+  assert.equal(tf.memory().numTensors, before, "leaked tensors");
+  const weights = viaArrays.read();
+  const arrays = () => {
+    const grads = randomGrads(300, 0.1);
+    const values = grads.map((g) => g.dataSync().slice() as Float32Array);
+    tf.dispose(grads);
+    return values;
+  };
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    const grads = arrays();
+    grads[1][31] = bad;
+    assert.throws(
+      () => b.applyArrays(grads, "device 4: device update"),
+      /device 4: device update: gradient a.bias contains NaN or Inf/,
+    );
+  }
+  const long = arrays();
+  long[3] = new Float32Array(2);
+  assert.throws(() => b.applyArrays(long, "edge"), /edge: gradient of b.bias has 2 values, \[1\]/);
+  assert.throws(() => b.applyArrays(arrays().slice(0, 3), "edge"), /3 gradients for 4/);
+  assert.deepEqual(viaArrays.read(), weights);
+  // The refused steps left no trace in the moments either.
+  const next = arrays();
+  a.applyArrays(next, "tensors");
+  b.applyArrays(next, "arrays");
+  assert.deepEqual(viaArrays.read(), viaTensors.read());
+  viaTensors.dispose();
+  viaArrays.dispose();
+});
