@@ -114,11 +114,19 @@ export function encodeMessage(
   return out;
 }
 
+export interface DecodeOptions {
+  /** Payloads as views into `bytes` where they are 4-byte aligned (always, for a message that
+   * starts aligned: headers and payloads are multiples of 4 bytes) instead of copies. For a caller
+   * that uses the frames at once and does not modify `bytes` while it holds them. */
+  views?: boolean;
+}
+
 /** Decodes a whole message; rejects trailing bytes, unknown fields, limits, NaN/Inf payloads. */
 export function decodeMessage(
   bytes: Uint8Array,
   where: string,
   limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+  options: DecodeOptions = {},
 ): Frame[] {
   if (!(bytes instanceof Uint8Array)) throw new FrameError(`${where}: message is not bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -166,15 +174,19 @@ export function decodeMessage(
         `${at}: payload has ${bytes.length - offset} bytes, shape [${shape}] needs ${payloadBytes}`,
       );
     }
-    // slice() copies into a fresh, 4-byte aligned buffer.
-    const payload = bytes.slice(offset, offset + payloadBytes).buffer;
+    const start = bytes.byteOffset + offset;
+    // Otherwise slice() copies into a fresh, 4-byte aligned buffer.
+    const [buffer, byteOffset] = options.views && start % 4 === 0
+      ? [bytes.buffer, start]
+      : [bytes.slice(offset, offset + payloadBytes).buffer, 0];
     offset += payloadBytes;
     if (dtypeCode === 1) {
-      const data = new Float32Array(payload);
+      const data = new Float32Array(buffer, byteOffset, count);
       assertFinite(data, `${at} (${kind})`);
       frames.push({ kind, round, step, shape, dtype: "float32", data });
     } else {
-      frames.push({ kind, round, step, shape, dtype: "int32", data: new Int32Array(payload) });
+      const data = new Int32Array(buffer, byteOffset, count);
+      frames.push({ kind, round, step, shape, dtype: "int32", data });
     }
   }
   if (frames.length === 0) throw new FrameError(`${where}: empty message`);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   decodeMessage,
+  DEFAULT_FRAME_LIMITS,
   encodeMessage,
   expectFrame,
   type Frame,
@@ -98,5 +99,38 @@ Deno.test("expectFrame checks round, step and rank", () => {
     () =>
       expectFrame(frames, "gradients", { round: 3, step: 17, rank: 3, dtype: "float32" }, "edge"),
     /expected one gradients/,
+  );
+});
+
+Deno.test("decoding with views: aligned payloads share the message's memory, with every check kept", () => {
+  const views = { views: true };
+  const bytes = encodeMessage([activations, labels]);
+  const frames = decodeMessage(bytes, "test", DEFAULT_FRAME_LIMITS, views);
+  assert.deepEqual(frames, [activations, labels]);
+  for (const frame of frames) assert.equal(frame.data.buffer, bytes.buffer);
+  // Without the option, and from an unaligned offset even with it, payloads are copies.
+  for (const frame of decodeMessage(bytes, "test")) {
+    assert.notEqual(frame.data.buffer, bytes.buffer);
+  }
+  const shifted = new Uint8Array(bytes.length + 1);
+  shifted.set(bytes, 1);
+  const unaligned = decodeMessage(shifted.subarray(1), "test", DEFAULT_FRAME_LIMITS, views);
+  assert.deepEqual(unaligned, [activations, labels]);
+  for (const frame of unaligned) assert.notEqual(frame.data.buffer, shifted.buffer);
+  // A view into a larger buffer at an aligned offset reads only its own bytes.
+  const padded = new Uint8Array(bytes.length + 8);
+  padded.set(bytes, 4);
+  assert.deepEqual(
+    decodeMessage(padded.subarray(4, 4 + bytes.length), "test", DEFAULT_FRAME_LIMITS, views),
+    [activations, labels],
+  );
+  assert.throws(
+    () => decodeMessage(bytes.subarray(0, bytes.length - 1), "edge 2", DEFAULT_FRAME_LIMITS, views),
+    /payload has \d+ bytes/,
+  );
+  new DataView(bytes.buffer).setFloat32(28 + 4 * 3, NaN, true);
+  assert.throws(
+    () => decodeMessage(bytes, "edge 2", DEFAULT_FRAME_LIMITS, views),
+    /edge 2.*non-finite value NaN at element 3/,
   );
 });
