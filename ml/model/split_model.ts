@@ -3,7 +3,12 @@
 // "smashed" activation [batch, steps, filters]. Edge part: fused (Bi)LSTM -> Dense(ReLU) -> logits.
 import * as tf from "@tensorflow/tfjs";
 import { type ModelConfig, outputUnits, smashedSteps, validateModelConfig } from "./config.ts";
-import { convBlock } from "./conv_block.ts";
+import {
+  convBlock,
+  convBlockBackward,
+  convBlockForward,
+  type ConvBlockTrace,
+} from "./conv_block.ts";
 import { fusedRnn, type RnnOp } from "./fused_rnn.ts";
 import { makeLayout, type ParamLayout } from "./params.ts";
 import { glorotUniform, prng } from "./random.ts";
@@ -140,14 +145,86 @@ export function deviceForward(
     // Conv1D "same" + bias + ReLU + MaxPool(2) as one fused op (ml/model/conv_block.ts).
     h = convBlock(h, params[2 * l] as tf.Tensor3D, params[2 * l + 1] as tf.Tensor1D);
   }
+  return clipActivations(config, h);
+}
+
+/** The device's optional row-wise L2 clipping (config.activationClipNorm) of the conv blocks'
+ * output, as tfjs ops; the identity without a clip norm. */
+export function clipActivations(config: ModelConfig, h: tf.Tensor3D): tf.Tensor3D {
   const clip = config.activationClipNorm;
-  if (clip !== undefined) {
-    // Row-wise L2 clipping (as ml/privacy clipRows): the floor only matters for an all-zero row.
-    const flat = h.reshape([batch, -1]);
-    const norms = flat.square().sum(1, true).add(1e-24).sqrt();
-    h = flat.mul(tf.minimum(tf.scalar(1), tf.scalar(clip).div(norms))).reshape(h.shape);
+  if (clip === undefined) return h;
+  // Row-wise L2 clipping (as ml/privacy clipRows): the floor only matters for an all-zero row.
+  const flat = h.reshape([h.shape[0], -1]);
+  const norms = flat.square().sum(1, true).add(1e-24).sqrt();
+  return flat.mul(tf.minimum(tf.scalar(1), tf.scalar(clip).div(norms))).reshape(h.shape);
+}
+
+/** The device's conv blocks run on plain arrays, with what their backward needs. */
+export interface DeviceConvPass {
+  /** Conv blocks' output [rows, smashedSteps, convFilters], before clipActivations. */
+  out: Float32Array;
+  shape: [number, number, number];
+  /** One per conv layer, for deviceConvBackward. */
+  traces: ConvBlockTrace[];
+}
+
+/** The conv blocks of deviceForward (the same float operations in the same order) on plain
+ * arrays: `features` [rows, config.features], `params` the device parameters in layout order (not
+ * modified, and kept by the traces: do not change them before the backward). */
+export function deviceConvForward(
+  config: ModelConfig,
+  params: readonly Float32Array[],
+  features: Float32Array,
+  rows: number,
+): DeviceConvPass {
+  if (params.length !== 2 * config.convLayers) {
+    throw new Error(
+      `device forward: ${params.length} parameter arrays for ${config.convLayers} conv layers`,
+    );
   }
-  return h;
+  if (!(Number.isInteger(rows) && rows >= 1) || features.length !== rows * config.features) {
+    throw new Error(
+      `device forward: ${features.length} values for ${rows} rows of ${config.features} features`,
+    );
+  }
+  let h = features;
+  let length = config.features;
+  let channels = 1;
+  const traces: ConvBlockTrace[] = [];
+  for (let l = 0; l < config.convLayers; l++) {
+    const dims = {
+      batch: rows,
+      length,
+      channels,
+      size: config.convKernelSize,
+      filters: config.convFilters,
+    };
+    const { out, trace } = convBlockForward(dims, h, params[2 * l], params[2 * l + 1]);
+    traces.push(trace);
+    h = out;
+    length = Math.floor(length / 2);
+    channels = config.convFilters;
+  }
+  return { out: h, shape: [rows, length, channels], traces };
+}
+
+/** Gradients of the device parameters (layout order) given the gradient `dOut` of the conv
+ * blocks' output of `pass`: the fused blocks' backward, last layer first. */
+export function deviceConvBackward(pass: DeviceConvPass, dOut: Float32Array): Float32Array[] {
+  if (dOut.length !== pass.out.length) {
+    throw new Error(
+      `device backward: ${dOut.length} gradient values for activations [${pass.shape}]`,
+    );
+  }
+  const grads: Float32Array[] = new Array(2 * pass.traces.length);
+  let dy = dOut;
+  for (let l = pass.traces.length - 1; l >= 0; l--) {
+    const { dx, dKernel, dBias } = convBlockBackward(pass.traces[l], dy, l > 0);
+    grads[2 * l] = dKernel;
+    grads[2 * l + 1] = dBias;
+    if (dx !== null) dy = dx;
+  }
+  return grads;
 }
 
 /** Smashed activations [batch, steps, filters] -> logits [batch, outputUnits]. */

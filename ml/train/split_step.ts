@@ -9,14 +9,17 @@ import * as tf from "@tensorflow/tfjs";
 import { type ModelConfig, smashedSteps } from "../model/config.ts";
 import { assertFlatParams } from "../model/params.ts";
 import {
-  deviceForward,
+  clipActivations,
+  deviceConvBackward,
+  deviceConvForward,
+  type DeviceConvPass,
   deviceLayout,
   edgeForward,
   edgeLayout,
   lossFromLogits,
   ParamSet,
 } from "../model/split_model.ts";
-import { decodeMessage, encodeMessage, expectFrame } from "../wire/frame.ts";
+import { decodeMessage, DEFAULT_FRAME_LIMITS, encodeMessage, expectFrame } from "../wire/frame.ts";
 import type { ActivationProtection } from "../privacy/protection.ts";
 import { Adam } from "./adam.ts";
 import type { Batch } from "./batches.ts";
@@ -48,11 +51,18 @@ export interface DeviceSideOptions extends SideOptions {
   onRelease?: (release: Release) => void;
 }
 
+/** What the backward needs from a forward, kept across the round trip to the edge: the conv
+ * blocks' traces (plain arrays; no tfjs tape stays alive) and, only when clipping or a protection
+ * puts tfjs ops after the conv blocks, their output and the input rows as tensors. */
 interface Pending {
-  x: tf.Tensor2D;
   round: number;
   step: number;
-  shape: number[];
+  shape: [number, number, number];
+  pass: DeviceConvPass;
+  /** The conv blocks' output, when tfjs ops (clipping, protection) follow it. */
+  h: tf.Tensor3D | null;
+  /** The input rows, when the protection has an extra device loss on them (NoPeek). */
+  x: tf.Tensor2D | null;
 }
 
 export class DeviceSide {
@@ -84,17 +94,33 @@ export class DeviceSide {
         `${this.options.name}: batch of ${features.length} values / ${batch.labels.length} labels for ${rows} x ${this.config.features}`,
       );
     }
-    const x = tf.tensor2d(features, [rows, this.config.features]);
+    // The conv blocks on plain arrays (the same arithmetic as deviceForward's fused ops); their
+    // traces stay for the backward, which then needs no second forward under a tape.
+    const weights = this.params.tensors.map((t) => t.dataSync() as Float32Array);
+    const pass = deviceConvForward(this.config, weights, features, rows);
     const protection = this.options.protection;
-    // The release: with a protection, clipped and noised here, before anything is encoded.
-    const smashed = tf.tidy(() => {
-      const acts = deviceForward(this.config, this.params.tensors, x);
-      return protection ? protection.transform(acts, step) : acts;
-    });
-    const data = smashed.dataSync() as Float32Array;
-    const shape = smashed.shape;
-    smashed.dispose();
-    this.#pending = { x, round, step, shape };
+    const shape = pass.shape;
+    let data = pass.out;
+    let h: tf.Tensor3D | null = null;
+    let x: tf.Tensor2D | null = null;
+    if (protection || this.config.activationClipNorm !== undefined) {
+      // The release: clipped (config) and, with a protection, clipped and noised here, before
+      // anything is encoded.
+      const hIn = h = tf.tensor3d(pass.out, shape);
+      try {
+        const smashed = tf.tidy(() => {
+          const acts = clipActivations(this.config, hIn);
+          return protection ? protection.transform(acts, step) : acts;
+        });
+        data = smashed.dataSync() as Float32Array;
+        if (smashed !== hIn) smashed.dispose(); // an identity protection returns h itself
+        if (protection?.extraDeviceLoss) x = tf.tensor2d(features, [rows, this.config.features]);
+      } catch (error) {
+        hIn.dispose();
+        throw error;
+      }
+    }
+    this.#pending = { round, step, shape, pass, h, x };
     this.options.onRelease?.({
       round,
       step,
@@ -121,12 +147,20 @@ export class DeviceSide {
 
   /** Gradients of the device parameters for the pending batch, given the edge's reply. */
   gradients(reply: Uint8Array): tf.Tensor[] {
+    const grads = this.#gradientArrays(reply);
+    return this.params.layout.entries.map((e, k) => tf.tensor(grads[k], [...e.shape], "float32"));
+  }
+
+  /** The device parameters' gradients as plain arrays in layout order. */
+  #gradientArrays(reply: Uint8Array): Float32Array[] {
     const pending = this.#pending;
     if (!pending) throw new Error(`${this.options.name}: backward without a pending forward`);
     this.#pending = null;
     try {
       const where = `${this.options.name}: gradient reply`;
-      const frame = expectFrame(decodeMessage(reply, where), "gradients", {
+      // Payloads as views, not copies: the reply is used right here and not kept.
+      const frames = decodeMessage(reply, where, DEFAULT_FRAME_LIMITS, { views: true });
+      const frame = expectFrame(frames, "gradients", {
         round: pending.round,
         step: pending.step,
         rank: 3,
@@ -135,54 +169,60 @@ export class DeviceSide {
       if (frame.shape.join() !== pending.shape.join()) {
         throw new Error(`${where}: shape [${frame.shape}], activations were [${pending.shape}]`);
       }
-      const dy = tf.tensor3d(frame.data as Float32Array, pending.shape as [number, number, number]);
-      try {
-        // Recomputing the small conv forward under the tape is cheaper than keeping a tape alive
-        // across the network round trip.
-        const protection = this.options.protection;
-        if (!protection) {
-          const { value, grads } = tf.engine().gradients(
-            () => deviceForward(this.config, this.params.tensors, pending.x),
-            this.params.tensors,
-            dy,
-          );
-          value.dispose();
-          return grads;
-        }
-        // With a protection: the noise is additive and independent of the weights, so the
-        // vjp goes through its differentiable part (the clipping); sum(r * dy) has gradient dy
-        // w.r.t. r, so one tape also takes the device's extra loss (NoPeek). NoPeek needs pairs
-        // of rows: a last batch of one row trains on the edge's gradient alone.
-        const { value, grads } = tf.engine().gradients(() => {
-          const acts = deviceForward(this.config, this.params.tensors, pending.x);
-          const surrogate = protection.differentiable(acts).mul(dy).sum() as tf.Scalar;
-          const extra = pending.x.shape[0] >= 2
-            ? protection.extraDeviceLoss?.(pending.x, acts)
-            : undefined;
-          return extra ? surrogate.add(extra) as tf.Scalar : surrogate;
-        }, this.params.tensors);
-        value.dispose();
-        return grads;
-      } finally {
-        dy.dispose();
-      }
+      const dy = frame.data as Float32Array;
+      // Without clipping or protection the reply is the gradient of the conv blocks' output.
+      const dOut = pending.h === null ? dy : this.#throughRelease(pending, pending.h, dy);
+      return deviceConvBackward(pending.pass, dOut);
     } finally {
-      pending.x.dispose();
+      pending.h?.dispose();
+      pending.x?.dispose();
+    }
+  }
+
+  /** The gradient of the conv blocks' output `h` through what follows it on the device (the
+   * clipping, the protection's differentiable part and extra loss), given the edge's gradient `dy`
+   * of the release: a tfjs tape over those ops only, from `h` as a leaf. */
+  #throughRelease(pending: Pending, h: tf.Tensor3D, dy: Float32Array): Float32Array {
+    const dyT = tf.tensor3d(dy, pending.shape);
+    try {
+      const protection = this.options.protection;
+      if (!protection) {
+        const { value, grads } = tf.engine().gradients(
+          () => clipActivations(this.config, h),
+          [h],
+          dyT,
+        );
+        value.dispose();
+        return takeFloats(grads[0]);
+      }
+      // With a protection: the noise is additive and independent of the weights, so the
+      // vjp goes through its differentiable part (the clipping); sum(r * dy) has gradient dy
+      // w.r.t. r, so one tape also takes the device's extra loss (NoPeek). NoPeek needs pairs
+      // of rows: a last batch of one row trains on the edge's gradient alone.
+      const x = pending.x;
+      const { value, grads } = tf.engine().gradients(() => {
+        const acts = clipActivations(this.config, h);
+        const surrogate = protection.differentiable(acts).mul(dyT).sum() as tf.Scalar;
+        const extra = x !== null && x.shape[0] >= 2
+          ? protection.extraDeviceLoss?.(x, acts)
+          : undefined;
+        return extra ? surrogate.add(extra) as tf.Scalar : surrogate;
+      }, [h]);
+      value.dispose();
+      return takeFloats(grads[0]);
+    } finally {
+      dyT.dispose();
     }
   }
 
   /** Device backward: applies the gradient that came back from the edge. */
   backward(reply: Uint8Array): void {
-    const grads = this.gradients(reply);
-    try {
-      this.#optimizer.apply(grads, `${this.options.name}: device update`);
-    } finally {
-      tf.dispose(grads);
-    }
+    this.#optimizer.applyArrays(this.#gradientArrays(reply), `${this.options.name}: device update`);
   }
 
   #dropPending() {
-    this.#pending?.x.dispose();
+    this.#pending?.h?.dispose();
+    this.#pending?.x?.dispose();
     this.#pending = null;
   }
 
@@ -194,6 +234,15 @@ export class DeviceSide {
     this.#dropPending();
     this.#optimizer.dispose();
     this.params.dispose();
+  }
+}
+
+/** A gradient tensor's values, the tensor disposed. */
+function takeFloats(t: tf.Tensor): Float32Array {
+  try {
+    return t.dataSync() as Float32Array;
+  } finally {
+    t.dispose();
   }
 }
 
@@ -219,7 +268,8 @@ export class EdgeSide {
    * caller owns (and must dispose) `grads`: edge parameter gradients in layout order, not yet
    * checked for NaN/Inf (Adam.apply refuses non-finite ones before any weight changes). */
   gradients(message: Uint8Array, where: string): EdgeStepResult & { grads: tf.Tensor[] } {
-    const frames = decodeMessage(message, where);
+    // Payloads as views, not copies: they are copied into tensors below and not kept.
+    const frames = decodeMessage(message, where, DEFAULT_FRAME_LIMITS, { views: true });
     const first = frames[0];
     const activations = expectFrame(frames, "activations", {
       round: first.round,

@@ -2,12 +2,18 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { defaultModelConfig, type ModelConfig } from "../../../ml/model/config.ts";
-import { deriveSeed } from "../../../ml/model/random.ts";
-import { deviceLayout, edgeLayout, initParams } from "../../../ml/model/split_model.ts";
+import { deriveSeed, prng } from "../../../ml/model/random.ts";
+import {
+  deviceForward,
+  deviceLayout,
+  edgeLayout,
+  initParams,
+} from "../../../ml/model/split_model.ts";
+import { type ActivationProtection, createProtection } from "../../../ml/privacy/protection.ts";
 import { checkMatrixForModel, shuffledBatches } from "../../../ml/train/batches.ts";
 import { FullModelTrainer } from "../../../ml/train/local.ts";
 import { DeviceSide, EdgeSide } from "../../../ml/train/split_step.ts";
-import { decodeMessage } from "../../../ml/wire/frame.ts";
+import { decodeMessage, encodeMessage } from "../../../ml/wire/frame.ts";
 import { flatten, makeFixture, maxAbsDiff, tfForTests } from "../fixtures.ts";
 
 await tfForTests();
@@ -146,4 +152,137 @@ Deno.test("prediction refuses NaN input, naming row and column", async () => {
     /non-finite value Infinity at row 1, column 2/,
   );
   predictor.dispose();
+});
+
+function gradientReply(round: number, step: number, shape: number[], data: Float32Array) {
+  return encodeMessage([{ kind: "gradients", round, step, shape, dtype: "float32", data }]);
+}
+
+/** The device backward as it was before the forward's traces were kept: the whole device
+ * function recomputed under one tfjs tape, from the weights to the (surrogate) loss. */
+function recomputedDeviceGradients(
+  config: ModelConfig,
+  params: tf.Tensor[],
+  x: tf.Tensor2D,
+  dy: tf.Tensor3D,
+  protection: ActivationProtection | undefined,
+): Float32Array[] {
+  const { value, grads } = protection
+    ? tf.engine().gradients(() => {
+      const acts = deviceForward(config, params, x);
+      const surrogate = protection.differentiable(acts).mul(dy).sum() as tf.Scalar;
+      const extra = x.shape[0] >= 2 ? protection.extraDeviceLoss?.(x, acts) : undefined;
+      return extra ? surrogate.add(extra) as tf.Scalar : surrogate;
+    }, params)
+    : tf.engine().gradients(() => deviceForward(config, params, x), params, dy);
+  value.dispose();
+  const arrays = grads.map((g) => g.dataSync().slice() as Float32Array);
+  tf.dispose(grads);
+  return arrays;
+}
+
+const deviceCases: [string, ModelConfig, (() => ActivationProtection) | undefined][] = [
+  ["default", defaultModelConfig(44), undefined],
+  ["3 layers, kernel 4", {
+    ...defaultModelConfig(51, 3),
+    convLayers: 3,
+    convFilters: 5,
+    convKernelSize: 4,
+  }, undefined],
+  ["clip norm in the model", { ...defaultModelConfig(20), activationClipNorm: 0.5 }, undefined],
+  ["identity protection", defaultModelConfig(20), () => createProtection({ seed: 1 })],
+  [
+    "clip + noise + NoPeek, 2 layers",
+    { ...defaultModelConfig(33), convLayers: 2, convFilters: 8 },
+    () => createProtection({ seed: 2, clipNorm: 1, noiseMultiplier: 0.5, nopeekWeight: 0.2 }),
+  ],
+  [
+    "NoPeek on a model clip norm",
+    { ...defaultModelConfig(20), activationClipNorm: 2 },
+    () => createProtection({ seed: 3, nopeekWeight: 0.3 }),
+  ],
+];
+
+for (const [name, config, protection] of deviceCases) {
+  Deno.test(`the device backward from the forward's traces equals the recomputed tape bit for bit (${name})`, () => {
+    const device0 = initParams(deviceLayout(config), deriveSeed(5, config.features));
+    const random = prng(config.features);
+    const before = tf.memory().numTensors;
+    const device = new DeviceSide(config, device0, {
+      learningRate: 1e-3,
+      name: "device 2",
+      protection: protection?.(),
+    });
+    const reference = new DeviceSide(config, device0, { learningRate: 1e-3, name: "reference" });
+    // 1 row: NoPeek needs pairs, the device trains on the edge's gradient alone.
+    for (const rows of [37, 1]) {
+      const features = Float32Array.from(
+        { length: rows * config.features },
+        () => random() * 4 - 2,
+      );
+      for (let i = 0; i < features.length; i += 5) features[i] = 0; // pool ties, ReLU cuts
+      const labels = new Int32Array(rows);
+      const message = device.forward({ features, labels, rows }, 3, rows);
+      const activations = decodeMessage(message, "t")[0];
+      const dyValues = Float32Array.from(activations.data, () => (random() * 2 - 1) / rows);
+      const reply = gradientReply(3, rows, activations.shape, dyValues);
+      const grads = device.gradients(reply);
+      const cached = grads.map((g) => g.dataSync().slice() as Float32Array);
+      tf.dispose(grads);
+
+      const x = tf.tensor2d(features, [rows, config.features]);
+      const dy = tf.tensor3d(dyValues, activations.shape as [number, number, number]);
+      const recomputed = recomputedDeviceGradients(
+        config,
+        device.params.tensors,
+        x,
+        dy,
+        protection?.(),
+      );
+      if (!protection) {
+        // Without noise the release is deviceForward's value, bit for bit.
+        const value = tf.tidy(() => deviceForward(config, device.params.tensors, x).dataSync());
+        assert.deepEqual(activations.data, value, `rows ${rows}: activations`);
+        // And the same for a twin whose forward took the tfjs op path.
+        assert.deepEqual(
+          decodeMessage(reference.forward({ features, labels, rows }, 3, 0), "t")[0].data,
+          value,
+        );
+        tf.dispose(
+          reference.gradients(
+            gradientReply(3, 0, activations.shape, dyValues),
+          ),
+        );
+      }
+      tf.dispose([x, dy]);
+      assert.equal(cached.length, recomputed.length);
+      cached.forEach((g, k) => assert.deepEqual(g, recomputed[k], `rows ${rows}: gradient ${k}`));
+      assert.ok(cached[0].some((v) => v !== 0), `rows ${rows}: kernel gradient is all zero`);
+    }
+    device.dispose();
+    reference.dispose();
+    assert.equal(tf.memory().numTensors, before, "leaked tensors");
+  });
+}
+
+Deno.test("a device forward that fails leaves nothing pending and leaks no tensors", () => {
+  const config = { ...defaultModelConfig(8), activationClipNorm: 1 };
+  const before = tf.memory().numTensors;
+  const failing: ActivationProtection = {
+    ...createProtection({ seed: 1 }),
+    transform: () => {
+      throw new Error("noise source failed");
+    },
+    differentiable: (acts) => acts,
+  };
+  const device = new DeviceSide(config, initParams(deviceLayout(config), 1), {
+    learningRate: 1e-3,
+    name: "device 5",
+    protection: failing,
+  });
+  const batch = { features: new Float32Array(16).fill(0.5), labels: Int32Array.of(0, 1), rows: 2 };
+  assert.throws(() => device.forward(batch, 0, 0), /noise source failed/);
+  assert.throws(() => device.backward(new Uint8Array(0)), /device 5: backward without a pending/);
+  device.dispose();
+  assert.equal(tf.memory().numTensors, before, "leaked tensors");
 });
