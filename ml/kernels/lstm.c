@@ -1,5 +1,5 @@
 // Fused (Bi)LSTM for WebAssembly SIMD (wasm32 + simd128): the whole recurrence of one direction
-// forward, and its whole BPTT backward, each in ONE call. Built by tools/build_lstm_kernel.sh into
+// forward, and its whole BPTT backward, each in ONE call. Built by tools/build_kernels.sh into
 // ml/kernels/lstm_wasm.generated.ts; called from ml/kernels/lstm_kernel.ts (which owns all size
 // checks: this file trusts the sizes and pointers it is given). The memory is shared and imported:
 // two instances of this module (the caller's thread and a worker) may run the two directions at

@@ -43,7 +43,7 @@ export const LSTM_KERNEL_MEMORY_MAX_BYTES = 1024 * 1024 * 1024;
 export const LSTM_INFERENCE_CHUNK_ROWS = 2048;
 
 const PAGE = 65536;
-/** The module's memory limits (tools/build_lstm_kernel.sh: --initial-memory, --max-memory). */
+/** The module's memory limits (tools/build_kernels.sh: --initial-memory, --max-memory). */
 const MEMORY_INITIAL_PAGES = 16;
 const MEMORY_MAX_PAGES = 1207959552 / PAGE;
 /** Stack of the worker thread's instance (the linker's stack-size). */

@@ -1,16 +1,20 @@
 // One device CNN block — Conv1D ("same" padding exactly as tf.conv1d, stride 1) + bias + ReLU +
-// MaxPool(2, 'valid') — as ONE tf.customGrad op whose forward and backward are plain loops over
-// Float32Arrays. The tfjs composition (reshape, im2col conv, add, relu, maxPool and their gradients)
-// cost ~19 ms of per-op overhead per split step at batch 256 for ~1.25 M multiply-adds; this does
-// the same arithmetic in one pass each way. The forward keeps, per pooled output, the position
-// that won the pool (ties: the first, as tf.maxPool) and whether it passed the ReLU, so the backward
-// only visits the winners. NaN propagates (a NaN input gives NaN outputs, which the wire checks
-// refuse). Checked against the tfjs composition in tests/ml/model/conv_block_test.ts.
+// MaxPool(2, 'valid') — as ONE tf.customGrad op whose forward and backward are each one call into
+// a WebAssembly SIMD kernel (ml/kernels/conv.c, float64 arithmetic). The tfjs composition
+// (reshape, im2col conv, add, relu, maxPool and their gradients) cost ~19 ms of per-op overhead per
+// split step at batch 256 for ~1.25 M multiply-adds; plain JavaScript loops over Float32Arrays then
+// took ~3 ms forward; the kernel does the same double-precision arithmetic in the same order, with
+// bit-identical results (tests/ml/model/conv_reference.ts keeps those loops as the oracle). The
+// forward keeps, per pooled output, the position that won the pool (ties: the first, as
+// tf.maxPool) and whether it passed the ReLU, so the backward only visits the winners. NaN
+// propagates (a NaN input gives NaN outputs, which the wire checks refuse). Checked against the
+// tfjs composition in tests/ml/model/conv_block_test.ts.
 //
-// The loops are also exported on plain arrays (convBlockForward -> trace -> convBlockBackward):
-// the split device keeps the trace across the round trip to the edge and computes its gradient
-// from it, where the tensor op would need the forward recomputed under a tape.
+// Also exported on plain arrays (convBlockForward -> trace -> convBlockBackward): the split device
+// keeps the trace across the round trip to the edge and computes its gradient from it, where the
+// tensor op would need the forward recomputed under a tape.
 import * as tf from "@tensorflow/tfjs";
+import { convKernel, type ConvKernelDims } from "../kernels/conv_kernel.ts";
 
 function floats(t: tf.Tensor, name: string): Float32Array {
   if (t.dtype !== "float32") throw new Error(`convBlock: ${name} is ${t.dtype}, expected float32`);
@@ -79,7 +83,9 @@ function checkArrays(
 
 /** The block's forward on plain arrays: x [batch, length, channels] -> out [batch, floor(length /
  * 2), filters], and the trace its backward needs. `x`, `kernel` and `bias` are not modified; the
- * trace keeps `kernel` (not a copy), so the caller must not change it before the backward. */
+ * trace keeps `kernel` (not a copy), so the caller must not change it before the backward. The
+ * arithmetic runs in the WebAssembly kernel (ml/kernels/conv.c), in float64 like the plain loops
+ * it replaced, which tests/ml/model/conv_reference.ts keeps as the bit-for-bit oracle. */
 export function convBlockForward(
   dims: ConvBlockDims,
   x: Float32Array,
@@ -87,54 +93,30 @@ export function convBlockForward(
   bias: Float32Array,
 ): { out: Float32Array; trace: ConvBlockTrace } {
   checkArrays(dims, x, kernel, bias);
-  const { batch: B, length: L, channels: C, size: K, filters: F } = dims;
+  const { batch: B, length: L, channels: C, size: K } = dims;
   // tf "same" for stride 1: total padding K - 1, the smaller half on the left. With x copied
   // into a zero-padded [B, L + K - 1, C] buffer, the receptive field of conv position t is the
   // K * C consecutive values from (t, 0): each output is one contiguous dot product.
   const padLeft = Math.floor((K - 1) / 2);
   const Lp = L + K - 1;
-  const KC = K * C;
-  const P = Math.floor(L / 2);
   const xp = new Float32Array(B * Lp * C);
   for (let b = 0; b < B; b++) {
     xp.set(x.subarray(b * L * C, (b + 1) * L * C), (b * Lp + padLeft) * C);
   }
-  const out = new Float32Array(B * P * F);
-  const winner = new Int8Array(B * P * F);
-  // The two conv rows of one pool window, kernel [K, C, F] read as [K * C, F]: inner loops run
-  // over the filters, contiguous in the kernel and in the output.
-  const acc0 = new Float64Array(F);
-  const acc1 = new Float64Array(F);
-  for (let b = 0; b < B; b++) {
-    for (let p = 0; p < P; p++) {
-      const base0 = (b * Lp + 2 * p) * C;
-      const base1 = base0 + C;
-      for (let f = 0; f < F; f++) {
-        acc0[f] = bias[f];
-        acc1[f] = bias[f];
-      }
-      for (let j = 0; j < KC; j++) {
-        const x0 = xp[base0 + j];
-        const x1 = xp[base1 + j];
-        const wBase = j * F;
-        for (let f = 0; f < F; f++) {
-          const w = kernel[wBase + f];
-          acc0[f] += x0 * w;
-          acc1[f] += x1 * w;
-        }
-      }
-      const oBase = (b * P + p) * F;
-      for (let f = 0; f < F; f++) {
-        const a = acc0[f];
-        const c = acc1[f];
-        // max(relu(a), relu(c)); Math.max propagates NaN. Ties: the first wins (as tf.maxPool).
-        const z = Math.max(a, c, 0);
-        out[oBase + f] = z;
-        winner[oBase + f] = z > 0 || z !== z ? (a >= c ? 0 : 1) : -1;
-      }
-    }
-  }
+  const { out, winner } = convKernel().forward(kernelDims(dims), xp, kernel, bias);
   return { out, trace: { dims, xp, kernel, winner } };
+}
+
+function kernelDims(dims: ConvBlockDims): ConvKernelDims {
+  const { batch, length, channels, size, filters } = dims;
+  return {
+    batch,
+    paddedLength: length + size - 1,
+    channels,
+    size,
+    filters,
+    pooled: Math.floor(length / 2),
+  };
 }
 
 /** The block's backward on plain arrays: given dy [batch, floor(length / 2), filters], the
@@ -145,74 +127,31 @@ export function convBlockBackward(
   dy: Float32Array,
   withInput: boolean,
 ): { dx: Float32Array | null; dKernel: Float32Array; dBias: Float32Array } {
-  const { dims, xp, kernel: ws, winner } = trace;
+  const { dims, xp, kernel, winner } = trace;
   const { batch: B, length: L, channels: C, size: K, filters: F } = dims;
   const P = Math.floor(L / 2);
   if (dy.length !== B * P * F) {
     throw new Error(`convBlock: ${dy.length} gradient values for output [${B}, ${P}, ${F}]`);
   }
-  const padLeft = Math.floor((K - 1) / 2);
-  const Lp = L + K - 1;
-  const KC = K * C;
-  const dxp = withInput ? new Float32Array(B * Lp * C) : null;
-  const dw = new Float64Array(KC * F);
-  const db = new Float64Array(F);
-  // Gradient of the pre-activation at the window's two conv positions: only the pool's
-  // winner, if it passed the ReLU, gets one.
-  const g0 = new Float64Array(F);
-  const g1 = new Float64Array(F);
-  for (let b = 0; b < B; b++) {
-    for (let p = 0; p < P; p++) {
-      const oBase = (b * P + p) * F;
-      let any = false;
-      for (let f = 0; f < F; f++) {
-        const w = winner[oBase + f];
-        const g = w < 0 ? 0 : dy[oBase + f];
-        g0[f] = w === 0 ? g : 0;
-        g1[f] = w === 1 ? g : 0;
-        db[f] += g;
-        if (g !== 0) any = true;
-      }
-      if (!any) continue;
-      const base0 = (b * Lp + 2 * p) * C;
-      const base1 = base0 + C;
-      if (dxp === null) {
-        for (let j = 0; j < KC; j++) {
-          const x0 = xp[base0 + j];
-          const x1 = xp[base1 + j];
-          const wBase = j * F;
-          for (let f = 0; f < F; f++) dw[wBase + f] += x0 * g0[f] + x1 * g1[f];
-        }
-        continue;
-      }
-      for (let j = 0; j < KC; j++) {
-        const x0 = xp[base0 + j];
-        const x1 = xp[base1 + j];
-        const wBase = j * F;
-        let s0 = 0;
-        let s1 = 0;
-        for (let f = 0; f < F; f++) {
-          const w = ws[wBase + f];
-          const a = g0[f];
-          const c = g1[f];
-          s0 += w * a;
-          s1 += w * c;
-          dw[wBase + f] += x0 * a + x1 * c;
-        }
-        dxp[base0 + j] += s0;
-        dxp[base1 + j] += s1;
-      }
-    }
-  }
+  const { dxp, dKernel, dBias } = convKernel().backward(
+    kernelDims(dims),
+    xp,
+    kernel,
+    winner,
+    dy,
+    withInput,
+  );
   let dx: Float32Array | null = null;
   if (dxp !== null) {
+    const padLeft = Math.floor((K - 1) / 2);
+    const Lp = L + K - 1;
     dx = new Float32Array(B * L * C);
     for (let b = 0; b < B; b++) {
       const from = (b * Lp + padLeft) * C;
       dx.set(dxp.subarray(from, from + L * C), b * L * C);
     }
   }
-  return { dx, dKernel: Float32Array.from(dw), dBias: Float32Array.from(db) };
+  return { dx, dKernel, dBias };
 }
 
 const block = tf.customGrad(

@@ -23,6 +23,7 @@ import { prng } from "../../../ml/model/random.ts";
 import { DeviceSide } from "../../../ml/train/split_step.ts";
 import { maxAbsDiff, tfForTests } from "../fixtures.ts";
 import { convBlockFingerprint } from "./bun_conv_block_check.ts";
+import { convBlockBackwardLoops, convBlockForwardLoops } from "./conv_reference.ts";
 
 await tfForTests();
 
@@ -173,6 +174,67 @@ Deno.test("a NaN input propagates to the activations, and the device refuses to 
   );
   assert.deepEqual(device.read(), before);
   device.dispose();
+});
+
+/** Bit-for-bit equality of two float arrays; any NaN equals any NaN (payloads may differ). */
+function assertSameBits(a: ArrayLike<number> | null, b: ArrayLike<number> | null, what: string) {
+  assert.equal(a === null, b === null, `${what}: null on one side`);
+  if (a === null || b === null) return;
+  assert.equal(a.length, b.length, `${what}: length`);
+  const f = new Float32Array(1);
+  const bits = new Uint32Array(f.buffer);
+  for (let i = 0; i < a.length; i++) {
+    if (Number.isNaN(a[i]) && Number.isNaN(b[i])) continue;
+    f[0] = a[i];
+    const ba = bits[0];
+    f[0] = b[i];
+    if (ba !== bits[0]) assert.fail(`${what}: differs at ${i}: ${a[i]} vs ${b[i]}`);
+  }
+}
+
+Deno.test("the wasm conv kernel equals the plain float64 loops bit for bit", () => {
+  // [batch, length, channels, kernel, filters]: the default block, odd filter counts (the kernel's
+  // 8-filter blocks and its scalar tail), even kernels (asymmetric padding), several channels.
+  const shapes = [
+    [7, 44, 1, 3, 32],
+    [5, 33, 8, 4, 8],
+    [3, 10, 3, 1, 5],
+    [4, 17, 2, 5, 13],
+    [1, 2, 1, 2, 1],
+    [6, 21, 3, 3, 33],
+  ];
+  for (const [B, L, C, K, F] of shapes) {
+    for (const special of [false, true]) {
+      const xs = randomArray(B * L * C, B + L, 3);
+      for (let i = 0; i < xs.length; i += 6) xs[i] = 0; // pool ties and ReLU cuts
+      for (let i = 3; i < xs.length; i += 11) xs[i] = -0;
+      if (special) {
+        // NaN and infinities propagate the same way (the device then refuses to send them).
+        xs[1] = NaN;
+        xs[Math.min(5, xs.length - 1)] = Infinity;
+        xs[xs.length - 1] = -Infinity;
+      }
+      const ws = randomArray(K * C * F, K, 0.6);
+      const bs = randomArray(F, F, 0.2);
+      const dys = randomArray(B * Math.floor(L / 2) * F, C, 0.1);
+      for (let i = 0; i < dys.length; i += 5) dys[i] = 0; // windows with no gradient at all
+      const dims = { batch: B, length: L, channels: C, size: K, filters: F };
+      const at = `[${B}, ${L}, ${C}] kernel ${K} filters ${F}${special ? " NaN/Inf" : ""}`;
+      const kernel = convBlockForward(dims, xs, ws, bs);
+      const loops = convBlockForwardLoops(dims, xs, ws, bs);
+      assertSameBits(kernel.out, loops.out, `${at}: value`);
+      assert.deepEqual(kernel.trace.winner, loops.trace.winner, `${at}: pool winners`);
+      assert.deepEqual(kernel.trace.xp, loops.trace.xp, `${at}: padded input`);
+      for (const withInput of [true, false]) {
+        const g = convBlockBackward(kernel.trace, dys, withInput);
+        const r = convBlockBackwardLoops(loops.trace, dys, withInput);
+        assertSameBits(g.dx, r.dx, `${at}: d input (withInput ${withInput})`);
+        assertSameBits(g.dKernel, r.dKernel, `${at}: d kernel (withInput ${withInput})`);
+        assertSameBits(g.dBias, r.dBias, `${at}: d bias (withInput ${withInput})`);
+      }
+      if (!special) assert.ok(kernel.out.some((v) => v > 0), `${at}: all outputs cut`);
+    }
+  }
 });
 
 Deno.test("convBlockForward/convBlockBackward on arrays equal the tfjs op bit for bit", () => {
