@@ -1,15 +1,17 @@
 // deno task bench train (or: deno run -A bench/train.ts [--quick] [--batches=256] [--lstm-threads=1]
-// [--torch-threads=1] [--no-torch]): samples/s of the split learning step (device forward -> frames
-// -> edge forward/backward -> frames -> device backward) and of inference, for the default model,
-// next to PyTorch running the same model and step on the same machine in the same run (Debian
-// python3-torch, best of 1 and 2 threads). --kernel-threads[=batch]: the LSTM kernel alone, 1
-// thread against 2, interleaved in one process.
-import { execFile } from "node:child_process";
+// [--torch-threads=1] [--no-torch] [--runs=5] [--min-seconds=1.5]): samples/s of the split learning step (device
+// forward -> frames -> edge forward/backward -> frames -> device backward) and of inference, for the
+// default model, next to PyTorch running the same model and step on the same machine (Debian
+// python3-torch, best of 1 and 2 threads), interleaved: each tfjs run is followed by one PyTorch
+// run per thread count (persistent `torch_reference.py --serve` subprocesses), and the ratio is the
+// median of these paired ratios. --kernel-threads[=batch]: the LSTM kernel alone, 1 thread against
+// 2, interleaved in one process.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import os from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { initTensorflow } from "../ml/tf/backend.ts";
-import { median } from "./stats.ts";
+import { median, type PairedRatio, type Rate, summarizePaired } from "./stats.ts";
 
 export interface TrainBenchOptions {
   batches: number[];
@@ -23,6 +25,14 @@ export interface TrainBenchOptions {
   torchThreads: number[];
   /** Threads of the LSTM kernel (1 or 2; IOMT_SFL_LSTM_THREADS overrides). */
   lstmThreads: number;
+  /** Bound on every wait for the PyTorch server (start, each timed run, quit), in seconds. */
+  torchTimeoutSeconds: number;
+}
+
+/** Repetition r of a batch: the tfjs run, then right after it one PyTorch run per thread count. */
+export interface PairedRun {
+  tfjs: Rate;
+  torch: (Rate & { threads: number })[];
 }
 
 export interface TrainBenchRow {
@@ -36,9 +46,24 @@ export interface TrainBenchRow {
   /** PyTorch with 1 thread, samples per CPU second. */
   torchTrainCpu?: number;
   torchInferCpu?: number;
+  /** PyTorch: per repetition the fastest thread count, median over the repetitions. */
   torchTrain?: number;
+  /** The thread count fastest in most repetitions, and in how many. */
   torchTrainThreads?: number;
+  torchTrainWins?: number;
   torchInfer?: number;
+  torchInferThreads?: number;
+  torchInferWins?: number;
+  tfjsInferRuns: number[];
+  /** Median (and range) of the paired ratios tfjs / fastest PyTorch of the same repetition. */
+  trainRatio?: PairedRatio;
+  inferRatio?: PairedRatio;
+  /** Paired ratios of samples per CPU second, tfjs / PyTorch 1 thread. */
+  trainCpuRatio?: PairedRatio;
+  inferCpuRatio?: PairedRatio;
+  /** Every timed run, in the order measured. */
+  trainPairs: PairedRun[];
+  inferPairs: PairedRun[];
 }
 
 export interface TrainBenchResult {
@@ -49,6 +74,8 @@ export interface TrainBenchResult {
   loadAfter: number[];
   tfjsPeakRssMB: number;
   torch: { threads: number; peakRssMB: number; version: string }[];
+  /** How tfjs and PyTorch runs were ordered (also printed with the table). */
+  protocol: string;
   model: string;
   table: string;
 }
@@ -56,12 +83,13 @@ export interface TrainBenchResult {
 const DEFAULTS: TrainBenchOptions = {
   batches: [64, 256, 1024],
   minSeconds: 1.5,
-  runs: 3,
+  runs: 5,
   features: 44,
   bidirectional: true,
   python: "/usr/bin/python3",
   torchThreads: [1, 2],
   lstmThreads: 2,
+  torchTimeoutSeconds: 120,
 };
 
 function runtimeName(): string {
@@ -95,42 +123,305 @@ function samplesPerSecond(
   };
 }
 
-interface TorchOutput {
-  runtime: string;
-  threads: number;
-  peakRssMB: number;
-  results: {
-    batch: number;
-    train: number;
-    infer: number;
-    trainCpu: number;
-    inferCpu: number;
-  }[];
+type Reply = Record<string, unknown>;
+
+/** A persistent `torch_reference.py --serve` subprocess (any program speaking its line protocol):
+ * one command at a time, one JSON line back. Every wait is bounded; a crash, a bad or unexpected
+ * reply, an error reply or a timeout rejects with an error naming the server and the command (after
+ * a timeout the process is killed: its state is unknown). */
+export class TorchServer {
+  runtime = "";
+  threads = 0;
+  /** Resolves when the process has exited and its pipes are closed. */
+  readonly closed: Promise<void>;
+  private child: ChildProcess;
+  private buffer = "";
+  private lines: string[] = [];
+  private stderr = "";
+  private ended?: string;
+  private waiter?: {
+    command: string | undefined;
+    resolve: (reply: Reply) => void;
+    reject: (error: Error) => void;
+    timer: ReturnType<typeof setTimeout>;
+  };
+
+  private constructor(readonly name: string, program: string, args: string[]) {
+    this.child = spawn(program, args, { stdio: ["pipe", "pipe", "pipe"] });
+    this.child.stdout!.setEncoding("utf8");
+    this.child.stdout!.on("data", (chunk: string) => {
+      this.buffer += chunk;
+      for (let i; (i = this.buffer.indexOf("\n")) >= 0;) {
+        const line = this.buffer.slice(0, i).trim();
+        this.buffer = this.buffer.slice(i + 1);
+        if (line) this.lines.push(line);
+      }
+      this.deliver();
+    });
+    this.child.stderr!.setEncoding("utf8");
+    this.child.stderr!.on("data", (chunk: string) => {
+      this.stderr = (this.stderr + chunk).slice(-2000);
+    });
+    this.child.stdin!.on("error", (e) => this.end(`stdin failed (${e.message})`));
+    this.closed = new Promise((resolve) => {
+      this.child.on("error", (e) => {
+        this.end(`could not run (${e.message})`);
+        resolve();
+      });
+      this.child.on("close", (code, signal) => {
+        this.end(`exited (${signal ? `signal ${signal}` : `code ${code}`})`);
+        resolve();
+      });
+    });
+  }
+
+  /** Starts `program args` and waits for its ready line ({"ready": true, "runtime", "threads"}). */
+  static async start(
+    name: string,
+    program: string,
+    args: string[],
+    timeoutSeconds: number,
+  ): Promise<TorchServer> {
+    const server = new TorchServer(name, program, args);
+    try {
+      const ready = await server.send(undefined, timeoutSeconds);
+      if (ready.ready !== true) throw server.unexpected(undefined, ready);
+      server.runtime = String(ready.runtime ?? "");
+      server.threads = Number(ready.threads ?? 0);
+      return server;
+    } catch (e) {
+      server.kill();
+      await server.closed;
+      throw e;
+    }
+  }
+
+  /** One timed run (`train|infer batch minSeconds`): samples per wall and per CPU second. */
+  async run(
+    kind: "train" | "infer",
+    batch: number,
+    minSeconds: number,
+    timeoutSeconds: number,
+  ): Promise<Rate> {
+    const command = `${kind} ${batch} ${minSeconds}`;
+    const reply = await this.send(command, timeoutSeconds);
+    const { wall, cpu } = reply;
+    if (
+      reply.kind !== kind || reply.batch !== batch || typeof wall !== "number" || !(wall > 0) ||
+      typeof cpu !== "number" || !(cpu > 0)
+    ) throw this.unexpected(command, reply);
+    return { wall, cpu };
+  }
+
+  /** `quit`: the peak RSS it reports, then waits for the exit (killed if it does not come). */
+  async close(timeoutSeconds: number): Promise<number> {
+    try {
+      const reply = await this.send("quit", timeoutSeconds);
+      if (reply.quit !== true || typeof reply.peakRssMB !== "number") {
+        throw this.unexpected("quit", reply);
+      }
+      this.child.stdin!.end();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const exited = await Promise.race([
+        this.closed.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 5000, false))),
+      ]);
+      clearTimeout(timer);
+      if (!exited) this.kill();
+      return reply.peakRssMB;
+    } finally {
+      this.kill();
+      await this.closed;
+    }
+  }
+
+  /** Ends the process now (no-op once it has ended). */
+  kill(): void {
+    const c = this.child;
+    if (c.pid !== undefined && c.exitCode === null && c.signalCode === null && !c.killed) {
+      c.kill("SIGKILL");
+    }
+  }
+
+  private label(command: string | undefined): string {
+    return command === undefined ? "start" : `"${command}"`;
+  }
+
+  private unexpected(command: string | undefined, reply: Reply): Error {
+    return new Error(
+      `${this.name}: unexpected reply to ${this.label(command)}: ${JSON.stringify(reply)}`,
+    );
+  }
+
+  /** Sends `command` (none: just waits for the next line) and waits for one reply line. */
+  private send(command: string | undefined, timeoutSeconds: number): Promise<Reply> {
+    const what = this.label(command);
+    if (this.waiter) {
+      return Promise.reject(
+        new Error(`${this.name}: ${what} sent while ${this.label(this.waiter.command)} is pending`),
+      );
+    }
+    if (this.ended !== undefined && this.lines.length === 0) {
+      return Promise.reject(new Error(`${this.name}: cannot send ${what}: ${this.ended}`));
+    }
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        this.kill();
+        reject(
+          new Error(
+            `${this.name}: no reply to ${what} within ${timeoutSeconds} s; killed${this.stderrTail()}`,
+          ),
+        );
+      }, timeoutSeconds * 1000);
+      this.waiter = { command, resolve, reject, timer };
+      if (command !== undefined && this.ended === undefined) {
+        this.child.stdin!.write(command + "\n");
+      }
+      this.deliver();
+    });
+  }
+
+  private deliver(): void {
+    const waiter = this.waiter;
+    if (!waiter) return;
+    const what = this.label(waiter.command);
+    let error: Error | undefined, reply: Reply | undefined;
+    if (this.lines.length > 0) {
+      const line = this.lines.shift()!;
+      try {
+        const parsed = JSON.parse(line);
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw 0;
+        reply = parsed as Reply;
+        if (reply.error !== undefined) {
+          error = new Error(`${this.name}: ${what} failed: ${reply.error}${this.stderrTail()}`);
+        }
+      } catch {
+        error = new Error(
+          `${this.name}: bad reply to ${what} (not a JSON object): ${
+            line.slice(0, 200)
+          }${this.stderrTail()}`,
+        );
+      }
+    } else if (this.ended !== undefined) {
+      error = new Error(
+        `${this.name}: ${this.ended} while waiting for the reply to ${what}${this.stderrTail()}`,
+      );
+    } else return;
+    clearTimeout(waiter.timer);
+    this.waiter = undefined;
+    if (error) waiter.reject(error);
+    else waiter.resolve(reply!);
+  }
+
+  private end(reason: string): void {
+    this.ended ??= reason;
+    this.deliver();
+  }
+
+  private stderrTail(): string {
+    const tail = this.stderr.trim();
+    return tail ? `\nstderr: ${tail.split("\n").slice(-10).join("\n")}` : "";
+  }
 }
 
-function runTorch(o: TrainBenchOptions, threads: number): Promise<TorchOutput> {
+/** One PyTorch reference server per thread count, same model options as the tfjs side. */
+async function startTorchServers(o: TrainBenchOptions): Promise<TorchServer[]> {
   const script = fileURLToPath(new URL("./torch_reference.py", import.meta.url));
-  const args = [
-    script,
-    `--features=${o.features}`,
-    `--threads=${threads}`,
-    `--batches=${o.batches.join(",")}`,
-    `--min-seconds=${o.minSeconds}`,
-    `--runs=${o.runs}`,
-    ...(o.bidirectional ? [] : ["--unidirectional"]),
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(o.python, args, { maxBuffer: 1 << 20, timeout: 600_000 }, (error, stdout, stderr) => {
-      if (error) return reject(new Error(`PyTorch reference failed: ${error.message}\n${stderr}`));
-      resolve(JSON.parse(stdout.trim().split("\n").pop()!) as TorchOutput);
+  const started = await Promise.allSettled(o.torchThreads.map((threads) =>
+    TorchServer.start(
+      `PyTorch reference (${threads} thread${threads > 1 ? "s" : ""})`,
+      o.python,
+      [
+        script,
+        "--serve",
+        `--features=${o.features}`,
+        `--threads=${threads}`,
+        ...(o.bidirectional ? [] : ["--unidirectional"]),
+      ],
+      o.torchTimeoutSeconds,
+    )
+  ));
+  const failed = started.find((s) => s.status === "rejected");
+  const servers = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  if (failed) {
+    servers.forEach((s) => s.kill());
+    await Promise.all(servers.map((s) => s.closed));
+    throw failed.reason;
+  }
+  return servers;
+}
+
+/** A table row from the paired runs of one batch (summarizePaired: medians, paired ratios). */
+export function summarizeRow(
+  batch: number,
+  trainPairs: PairedRun[],
+  inferPairs: PairedRun[],
+): TrainBenchRow {
+  const summarize = (pairs: PairedRun[]) =>
+    summarizePaired(
+      pairs.map((p) => p.tfjs),
+      (pairs[0]?.torch ?? []).map(({ threads }, k) => ({
+        threads,
+        runs: pairs.map((p) => {
+          if (p.torch[k]?.threads !== threads) throw new Error("paired runs: thread counts differ");
+          return p.torch[k];
+        }),
+      })),
+    );
+  const train = summarize(trainPairs), infer = summarize(inferPairs);
+  const row: TrainBenchRow = {
+    batch,
+    tfjsTrain: train.wall,
+    tfjsTrainRuns: trainPairs.map((p) => p.tfjs.wall),
+    tfjsInfer: infer.wall,
+    tfjsInferRuns: inferPairs.map((p) => p.tfjs.wall),
+    tfjsTrainCpu: train.cpu,
+    tfjsInferCpu: infer.cpu,
+    trainPairs,
+    inferPairs,
+  };
+  if (train.reference) {
+    Object.assign(row, {
+      torchTrain: train.reference.wall,
+      torchTrainThreads: train.reference.threads,
+      torchTrainWins: train.reference.wins,
+      torchTrainCpu: train.reference.cpu,
+      trainRatio: train.reference.ratio,
+      trainCpuRatio: train.reference.cpuRatio,
     });
-  });
+  }
+  if (infer.reference) {
+    Object.assign(row, {
+      torchInfer: infer.reference.wall,
+      torchInferThreads: infer.reference.threads,
+      torchInferWins: infer.reference.wins,
+      torchInferCpu: infer.reference.cpu,
+      inferRatio: infer.reference.ratio,
+      inferCpuRatio: infer.reference.cpuRatio,
+    });
+  }
+  return row;
 }
 
 export async function benchTrain(
   overrides: Partial<TrainBenchOptions> = {},
 ): Promise<TrainBenchResult> {
   const o = { ...DEFAULTS, ...overrides };
+  const positiveInts = (v: number[]) =>
+    v.length > 0 && v.every((n) => Number.isInteger(n) && n > 0);
+  if (!positiveInts([o.runs]) || !positiveInts(o.batches) || !(o.minSeconds >= 0)) {
+    throw new Error(
+      `bench train: runs ${o.runs} and batches ${o.batches} must be integers >= 1, ` +
+        `min seconds ${o.minSeconds} >= 0`,
+    );
+  }
+  if (
+    o.python &&
+    (!positiveInts(o.torchThreads) || new Set(o.torchThreads).size !== o.torchThreads.length)
+  ) {
+    throw new Error(`bench train: torch threads ${o.torchThreads} must be distinct integers >= 1`);
+  }
   const loadBefore = os.loadavg();
   const { info } = await initTensorflow({ backend: "wasm", lstmThreads: o.lstmThreads });
   const { lstmKernel } = await import("../ml/kernels/lstm_kernel.ts");
@@ -149,87 +440,126 @@ export async function benchTrain(
   const device0 = initParams(deviceLayout(config), 1);
   const edge0 = initParams(edgeLayout(config), 2);
   const rows: TrainBenchRow[] = [];
-  for (const batchRows of o.batches) {
-    const random = prng(7);
-    const features = Float32Array.from({ length: batchRows * o.features }, () => random() * 2 - 1);
-    const labels = Int32Array.from(
-      { length: batchRows },
-      (_, r) => (features[r * o.features] > 0 ? 1 : 0),
-    );
-    const batch = { features, labels, rows: batchRows };
-    const device = new DeviceSide(config, device0, { learningRate: 1e-3, name: "bench device" });
-    const edge = new EdgeSide(config, edge0, { learningRate: 1e-3, name: "bench edge" });
-    let step = 0;
-    const splitStep = () => {
-      const message = device.forward(batch, 0, step++);
-      device.backward(edge.step(message).reply);
+  const servers = o.python ? await startTorchServers(o) : [];
+  const torch: TrainBenchResult["torch"] = [];
+  try {
+    /** `runs` repetitions of: the tfjs run, then one PyTorch run per server, right after it. */
+    const paired = async (
+      kind: "train" | "infer",
+      batchRows: number,
+      tfjsRun: () => Rate,
+    ): Promise<PairedRun[]> => {
+      const pairs: PairedRun[] = [];
+      for (let r = 0; r < o.runs; r++) {
+        const tfjs = tfjsRun();
+        const torchRuns: PairedRun["torch"] = [];
+        for (const server of servers) {
+          const rate = await server.run(kind, batchRows, o.minSeconds, o.torchTimeoutSeconds);
+          torchRuns.push({ threads: server.threads, ...rate });
+        }
+        pairs.push({ tfjs, torch: torchRuns });
+      }
+      return pairs;
     };
-    splitStep(); // warm-up: kernel setup, heap growth
-    splitStep();
-    const trainRuns = Array.from(
-      { length: o.runs },
-      () => samplesPerSecond(splitStep, batchRows, o.minSeconds),
-    );
-    device.dispose();
-    edge.dispose();
-    const predictor = new Predictor(config, device0, edge0);
-    predictor.probabilities(features, batchRows);
-    const inferRuns = Array.from(
-      { length: o.runs },
-      () =>
-        samplesPerSecond(
-          () => predictor.probabilities(features, batchRows),
+    for (const batchRows of o.batches) {
+      const random = prng(7);
+      const features = Float32Array.from(
+        { length: batchRows * o.features },
+        () => random() * 2 - 1,
+      );
+      const labels = Int32Array.from(
+        { length: batchRows },
+        (_, r) => (features[r * o.features] > 0 ? 1 : 0),
+      );
+      const batch = { features, labels, rows: batchRows };
+      const device = new DeviceSide(config, device0, { learningRate: 1e-3, name: "bench device" });
+      const edge = new EdgeSide(config, edge0, { learningRate: 1e-3, name: "bench edge" });
+      let step = 0;
+      const splitStep = () => {
+        const message = device.forward(batch, 0, step++);
+        device.backward(edge.step(message).reply);
+      };
+      let trainPairs: PairedRun[];
+      try {
+        splitStep(); // warm-up: kernel setup, heap growth
+        splitStep();
+        trainPairs = await paired(
+          "train",
           batchRows,
-          o.minSeconds,
-        ),
-    );
-    predictor.dispose();
-    rows.push({
-      batch: batchRows,
-      tfjsTrain: median(trainRuns.map((r) => r.wall)),
-      tfjsTrainRuns: trainRuns.map((r) => r.wall),
-      tfjsInfer: median(inferRuns.map((r) => r.wall)),
-      tfjsTrainCpu: median(trainRuns.map((r) => r.cpu)),
-      tfjsInferCpu: median(inferRuns.map((r) => r.cpu)),
-    });
+          () => samplesPerSecond(splitStep, batchRows, o.minSeconds),
+        );
+      } finally {
+        device.dispose();
+        edge.dispose();
+      }
+      const predictor = new Predictor(config, device0, edge0);
+      let inferPairs: PairedRun[];
+      try {
+        predictor.probabilities(features, batchRows);
+        inferPairs = await paired(
+          "infer",
+          batchRows,
+          () =>
+            samplesPerSecond(
+              () => predictor.probabilities(features, batchRows),
+              batchRows,
+              o.minSeconds,
+            ),
+        );
+      } finally {
+        predictor.dispose();
+      }
+      rows.push(summarizeRow(batchRows, trainPairs, inferPairs));
+    }
+    for (const server of servers) {
+      torch.push({
+        threads: server.threads,
+        peakRssMB: await server.close(o.torchTimeoutSeconds),
+        version: server.runtime,
+      });
+    }
+  } finally {
+    servers.forEach((s) => s.kill());
+    await Promise.all(servers.map((s) => s.closed));
   }
   const tfjsPeakRssMB = residentMemoryMB().peakRssMB;
-
-  const torch: TrainBenchResult["torch"] = [];
-  if (o.python) {
-    for (const threads of o.torchThreads) {
-      const out = await runTorch(o, threads);
-      torch.push({ threads, peakRssMB: out.peakRssMB, version: out.runtime });
-      for (const r of out.results) {
-        const row = rows.find((x) => x.batch === r.batch)!;
-        if (row.torchTrain === undefined || r.train > row.torchTrain) {
-          row.torchTrain = r.train;
-          row.torchTrainThreads = threads;
-        }
-        row.torchInfer = Math.max(row.torchInfer ?? 0, r.infer);
-        if (threads === 1) {
-          row.torchTrainCpu = r.trainCpu;
-          row.torchInferCpu = r.inferCpu;
-        }
-      }
-    }
-  }
   const loadAfter = os.loadavg();
   const fmt = (v?: number) => (v === undefined ? "—" : Math.round(v).toLocaleString("en-US"));
-  const ratio = (a: number, b?: number) => (b ? `${(a / b).toFixed(2)}x` : "—");
+  const x = (v: number) => `${v.toFixed(2)}x`;
+  const ratio = (p?: PairedRatio) =>
+    p === undefined
+      ? "—"
+      : p.ratios.length > 1
+      ? `${x(p.median)} (${p.min.toFixed(2)}-${p.max.toFixed(2)})`
+      : x(p.median);
+  const winner = (threads?: number, wins?: number) =>
+    threads === undefined ? "" : ` (${threads}t${servers.length > 1 ? ` ${wins}/${o.runs}` : ""})`;
+  const threadList = o.torchThreads.map((t) => `${t}t`).join(" and ");
+  const torchHow = o.torchThreads.length > 1
+    ? `per repetition the fastest of ${o.torchThreads.join("/")} threads, median; ` +
+      `(Nt k/${o.runs}): fastest in k repetitions`
+    : `${o.torchThreads[0]} thread${o.torchThreads[0] > 1 ? "s" : ""}, median`;
+  const protocol = servers.length
+    ? `interleaved: each tfjs run is followed by PyTorch ${threadList} runs; ratio = median of ` +
+      `paired ratios (tfjs / fastest PyTorch run of the same repetition; range min-max); ` +
+      `${o.runs} repetition${
+        o.runs > 1 ? "s" : ""
+      } of >= ${o.minSeconds} s per engine, batch by batch, training then ` +
+      `inference`
+    : `tfjs only (PyTorch skipped): ${o.runs} runs of >= ${o.minSeconds} s per batch`;
   const lines = [
-    `| batch | tfjs split step (samples/s, median of ${o.runs}) | PyTorch split step (best of ${
-      o.torchThreads.join("/")
-    } threads) | ratio | tfjs inference | PyTorch inference | ratio | CPU-time ratio, 1 thread: train / inference |`,
+    `Protocol: ${protocol}.`,
+    "",
+    `| batch | tfjs split step (samples/s, median of ${o.runs}: runs) | PyTorch split step (${torchHow}) | ratio (median of paired, min-max) | tfjs inference | PyTorch inference | ratio (median of paired, min-max) | CPU-time ratio vs PyTorch 1 thread (median of paired): train / inference |`,
     "|---|---|---|---|---|---|---|---|",
     ...rows.map((r) =>
       `| ${r.batch} | ${fmt(r.tfjsTrain)} (${r.tfjsTrainRuns.map(fmt).join(", ")}) | ${
         fmt(r.torchTrain)
-      }${r.torchTrainThreads ? ` (${r.torchTrainThreads}t)` : ""} | ${
-        ratio(r.tfjsTrain, r.torchTrain)
-      } | ${fmt(r.tfjsInfer)} | ${fmt(r.torchInfer)} | ${ratio(r.tfjsInfer, r.torchInfer)} | ${
-        ratio(r.tfjsTrainCpu, r.torchTrainCpu)
-      } / ${ratio(r.tfjsInferCpu, r.torchInferCpu)} |`
+      }${winner(r.torchTrainThreads, r.torchTrainWins)} | ${ratio(r.trainRatio)} | ${
+        fmt(r.tfjsInfer)
+      } | ${fmt(r.torchInfer)}${winner(r.torchInferThreads, r.torchInferWins)} | ${
+        ratio(r.inferRatio)
+      } | ${ratio(r.trainCpuRatio)} / ${ratio(r.inferCpuRatio)} |`
     ),
   ];
   const machine = `${os.cpus()[0]?.model ?? "cpu"}, ${os.cpus().length} cores`;
@@ -244,7 +574,7 @@ export async function benchTrain(
     (torch.length
       ? `, PyTorch ${torch.map((t) => `${t.peakRssMB} MB (${t.threads}t)`).join(", ")}`
       : "");
-  const table = [...lines, "", footer].join("\n");
+  const table = [...lines, "", footer, `Protocol: ${protocol}.`].join("\n");
   return {
     rows,
     runtime: runtimeName(),
@@ -253,6 +583,7 @@ export async function benchTrain(
     loadAfter,
     tfjsPeakRssMB,
     torch,
+    protocol,
     model: describeModel(config),
     table,
   };
@@ -618,6 +949,8 @@ if ((import.meta as { main?: boolean }).main) {
   const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
   const result = await benchTrain({
     ...(quick ? { batches: [256], minSeconds: 0.5, runs: 1, torchThreads: [1] } : {}),
+    ...(arg("runs") ? { runs: Number(arg("runs")) } : {}),
+    ...(arg("min-seconds") ? { minSeconds: Number(arg("min-seconds")) } : {}),
     ...(arg("lstm-threads") ? { lstmThreads: Number(arg("lstm-threads")) } : {}),
     ...(arg("batches") ? { batches: arg("batches")!.split(",").map(Number) } : {}),
     ...(arg("torch-threads") ? { torchThreads: arg("torch-threads")!.split(",").map(Number) } : {}),
