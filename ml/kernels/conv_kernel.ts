@@ -86,12 +86,14 @@ export class ConvKernel {
   }
 
   /** Forward: returns the pooled outputs and, per output, the pool's winner (0 / 1, -1 when the
-   * ReLU cut it). */
+   * ReLU cut it). With `outView`, `out` is a view into the kernel's memory, valid only until its
+   * next call (copy it at once); `winner` is always a copy. */
   forward(
     d: ConvKernelDims,
     xp: Float32Array,
     kernel: Float32Array,
     bias: Float32Array,
+    outView = false,
   ): { out: Float32Array; winner: Int8Array } {
     const { batch: B, paddedLength: Lp, channels: C, size: K, filters: F, pooled: P } = d;
     const KC = K * C;
@@ -125,7 +127,9 @@ export class ConvKernel {
       m.at.kd,
     );
     return {
-      out: new Float32Array(buffer, m.at.out, B * P * F).slice(),
+      out: outView
+        ? new Float32Array(buffer, m.at.out, B * P * F)
+        : new Float32Array(buffer, m.at.out, B * P * F).slice(),
       winner: new Int8Array(buffer, m.at.winner, B * P * F).slice(),
     };
   }

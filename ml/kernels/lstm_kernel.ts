@@ -429,8 +429,9 @@ export class LstmKernel {
   }
 
   /** BPTT for a tape from `forward`, given dL/d(final h) [batch, directions * units]. Each tape
-   * can be differentiated once. */
-  backward(tape: Tape, dy: Float32Array): {
+   * can be differentiated once. With `views`, the results are views into the kernel's memory,
+   * valid only until its next call (copy them at once); by default they are copies. */
+  backward(tape: Tape, dy: Float32Array, options: { views?: boolean } = {}): {
     dx: Float32Array;
     dW: Float32Array;
     dU: Float32Array;
@@ -517,7 +518,11 @@ export class LstmKernel {
     this.#exports.lstm_backward_dx(B, T, D, R, p("dxs0"), R === 2 ? p("dxs1") : 0, p("dx"));
     tape.consumed = true;
     this.#pending = null;
-    const read = (k: string, n: number) => this.#heap.slice(m.at[k], m.at[k] + n);
+    // views: subarrays of the kernel's memory, valid until its next call (no allocation).
+    const read = (k: string, n: number) =>
+      options.views
+        ? this.#heap.subarray(m.at[k], m.at[k] + n)
+        : this.#heap.slice(m.at[k], m.at[k] + n);
     return {
       dx: read("dx", B * T * D),
       dW: read("dW", R * D * G),

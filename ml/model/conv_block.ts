@@ -15,6 +15,7 @@
 // tensor op would need the forward recomputed under a tape.
 import * as tf from "@tensorflow/tfjs";
 import { convKernel, type ConvKernelDims } from "../kernels/conv_kernel.ts";
+import { floatsView } from "../tf/views.ts";
 
 function floats(t: tf.Tensor, name: string): Float32Array {
   if (t.dtype !== "float32") throw new Error(`convBlock: ${name} is ${t.dtype}, expected float32`);
@@ -85,12 +86,14 @@ function checkArrays(
  * 2), filters], and the trace its backward needs. `x`, `kernel` and `bias` are not modified; the
  * trace keeps `kernel` (not a copy), so the caller must not change it before the backward. The
  * arithmetic runs in the WebAssembly kernel (ml/kernels/conv.c), in float64 like the plain loops
- * it replaced, which tests/ml/model/conv_reference.ts keeps as the bit-for-bit oracle. */
+ * it replaced, which tests/ml/model/conv_reference.ts keeps as the bit-for-bit oracle. With
+ * `outView`, `out` is a view into the kernel's memory, valid until its next call. */
 export function convBlockForward(
   dims: ConvBlockDims,
   x: Float32Array,
   kernel: Float32Array,
   bias: Float32Array,
+  outView = false,
 ): { out: Float32Array; trace: ConvBlockTrace } {
   checkArrays(dims, x, kernel, bias);
   const { batch: B, length: L, channels: C, size: K } = dims;
@@ -103,7 +106,7 @@ export function convBlockForward(
   for (let b = 0; b < B; b++) {
     xp.set(x.subarray(b * L * C, (b + 1) * L * C), (b * Lp + padLeft) * C);
   }
-  const { out, winner } = convKernel().forward(kernelDims(dims), xp, kernel, bias);
+  const { out, winner } = convKernel().forward(kernelDims(dims), xp, kernel, bias, outView);
   return { out, trace: { dims, xp, kernel, winner } };
 }
 
@@ -157,11 +160,14 @@ export function convBlockBackward(
 const block = tf.customGrad(
   ((x: tf.Tensor3D, kernel: tf.Tensor3D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
     const dims = checkShapes(x, kernel, bias);
+    // x as a heap view (copied into the padded input at once), the kernel as a copy (the trace
+    // keeps it), the output as a view into the conv kernel's memory, copied into the tensor below.
     const { out, trace } = convBlockForward(
       dims,
-      floats(x, "x"),
+      floatsView(x, "convBlock: x"),
       floats(kernel, "kernel"),
       floats(bias, "bias"),
+      true,
     );
     const { batch: B, length: L, channels: C, size: K, filters: F } = dims;
     const P = Math.floor(L / 2);
@@ -171,7 +177,11 @@ const block = tf.customGrad(
       if (dy.shape[0] !== B || dy.shape[1] !== P || dy.shape[2] !== F) {
         throw new Error(`convBlock: gradient [${dy.shape}] for output [${B}, ${P}, ${F}]`);
       }
-      const { dx, dKernel, dBias } = convBlockBackward(trace, floats(dy, "dy"), true);
+      const { dx, dKernel, dBias } = convBlockBackward(
+        trace,
+        floatsView(dy, "convBlock: dy"),
+        true,
+      );
       return [
         tf.tensor3d(dx!, [B, L, C]),
         tf.tensor3d(dKernel, [K, C, F]),

@@ -7,6 +7,7 @@
 // tests/ml/model/fused_rnn_test.ts. Gate order i, f, g, o (Keras/PyTorch).
 import * as tf from "@tensorflow/tfjs";
 import { lstmKernel } from "../kernels/lstm_kernel.ts";
+import { floatsView } from "../tf/views.ts";
 
 /** Shapes: x [batch, steps, inputs]; W [directions, inputs, 4*units]; U [directions, units,
  * 4*units]; b [directions, 4*units]. Returns the final hidden state of every direction,
@@ -45,9 +46,10 @@ function gradientTapeActive(): boolean {
   return (state?.gradientDepth ?? 1) > 0;
 }
 
+/** The values of `t` for the kernel, which copies them into its own memory at once (a heap view
+ * on the wasm backend: no allocation). */
 function floats(t: tf.Tensor, name: string): Float32Array {
-  if (t.dtype !== "float32") throw new Error(`fusedRnn: ${name} is ${t.dtype}, expected float32`);
-  return t.dataSync() as Float32Array;
+  return floatsView(t, `fusedRnn: ${name}`);
 }
 
 const fused = tf.customGrad(
@@ -78,7 +80,8 @@ const fused = tf.customGrad(
           `fusedRnn: gradient [${dy.shape}] for output [${batch}, ${directions * units}]`,
         );
       }
-      const g = kernel.backward(run.tape, floats(dy, "dy"));
+      // Views into the kernel's memory, copied into tensors before its next call.
+      const g = kernel.backward(run.tape, floats(dy, "dy"), { views: true });
       return [
         tf.tensor3d(g.dx, [batch, steps, inputs]),
         tf.tensor3d(g.dW, [directions, inputs, 4 * units]),

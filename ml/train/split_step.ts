@@ -21,6 +21,7 @@ import {
 } from "../model/split_model.ts";
 import { decodeMessage, DEFAULT_FRAME_LIMITS, encodeMessage, expectFrame } from "../wire/frame.ts";
 import type { ActivationProtection } from "../privacy/protection.ts";
+import { floatsView } from "../tf/views.ts";
 import { Adam } from "./adam.ts";
 import type { Batch } from "./batches.ts";
 
@@ -322,7 +323,8 @@ export class EdgeSide {
           step: first.step,
           shape: dSmashed.shape,
           dtype: "float32",
-          data: dSmashed.dataSync() as Float32Array,
+          // A heap view (no allocation): encodeMessage checks and copies it before any tfjs call.
+          data: floatsView(dSmashed, `${where}: activation gradients`),
         }]);
         return { reply, loss, rows, grads: edgeGrads };
       } catch (error) {
