@@ -5,6 +5,12 @@
 // loops it replaced did, so its results are bit-identical to them (tests/ml/model/conv_block_test.ts
 // keeps those loops as the oracle).
 import { CONV_WASM_BASE64 } from "./conv_wasm.generated.ts";
+import {
+  decodeBase64,
+  growKernelMemory,
+  layout as layoutAligned,
+  newKernelMemory,
+} from "./wasm_memory.ts";
 
 /** Sizes of one call: xp [batch, paddedLength, channels], kernel [size * channels, filters],
  * pooled outputs [batch, pooled, filters]. */
@@ -20,37 +26,19 @@ export interface ConvKernelDims {
 /** Upper bound of the kernel's wasm memory; callers chunk the batch far below it. */
 export const CONV_KERNEL_MEMORY_MAX_BYTES = 512 * 1024 * 1024;
 
-const PAGE = 65536;
-/** The module's memory limits (tools/build_kernels.sh: --initial-memory, --max-memory). */
-const MEMORY_INITIAL_PAGES = 16;
-const MEMORY_MAX_PAGES = 1207959552 / PAGE;
-
 interface Exports {
   __heap_base: WebAssembly.Global;
   conv_forward(...args: number[]): void;
   conv_backward(...args: number[]): void;
 }
 
-function decodeBase64(text: string): Uint8Array {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let k = 0; k < binary.length; k++) bytes[k] = binary.charCodeAt(k);
-  return bytes;
-}
-
-/** Byte offsets (16-byte aligned) of named buffers laid out one after another. */
-function layout(start: number, sizes: Record<string, number>) {
-  const at: Record<string, number> = {};
-  let next = start;
-  for (const [name, bytes] of Object.entries(sizes)) {
-    at[name] = next;
-    next += Math.ceil(bytes / 16) * 16;
-  }
-  return { at, end: next };
-}
-
 function expectLength(name: string, a: ArrayLike<number>, n: number): void {
   if (a.length !== n) throw new Error(`conv kernel: ${name} has ${a.length} values, expected ${n}`);
+}
+
+/** Byte offsets, 16-byte aligned, of named buffers laid out one after another. */
+function layout(start: number, sizes: Record<string, number>) {
+  return layoutAligned(start, sizes, 16);
 }
 
 export class ConvKernel {
@@ -60,29 +48,15 @@ export class ConvKernel {
 
   constructor() {
     const module = new WebAssembly.Module(decodeBase64(CONV_WASM_BASE64) as BufferSource);
-    this.#memory = new WebAssembly.Memory({
-      initial: MEMORY_INITIAL_PAGES,
-      maximum: MEMORY_MAX_PAGES,
-      shared: true,
-    });
+    this.#memory = newKernelMemory();
     const instance = new WebAssembly.Instance(module, { env: { memory: this.#memory } });
     this.#exports = instance.exports as unknown as Exports;
     this.#base = Math.ceil((this.#exports.__heap_base.value as number) / 16) * 16;
   }
 
   #ensure(endBytes: number, what: string): ArrayBufferLike {
-    if (endBytes > CONV_KERNEL_MEMORY_MAX_BYTES) {
-      throw new Error(
-        `conv kernel: ${what} needs ${Math.ceil(endBytes / 2 ** 20)} MB of wasm memory, limit ${
-          CONV_KERNEL_MEMORY_MAX_BYTES / 2 ** 20
-        } MB: use a smaller batch`,
-      );
-    }
-    const memory = this.#memory;
-    if (memory.buffer.byteLength < endBytes) {
-      memory.grow(Math.ceil((endBytes - memory.buffer.byteLength) / PAGE));
-    }
-    return memory.buffer;
+    growKernelMemory(this.#memory, endBytes, CONV_KERNEL_MEMORY_MAX_BYTES, "conv kernel", what);
+    return this.#memory.buffer;
   }
 
   /** Forward: returns the pooled outputs and, per output, the pool's winner (0 / 1, -1 when the

@@ -20,6 +20,12 @@
 import process from "node:process";
 import { LSTM_WASM_BASE64 } from "./lstm_wasm.generated.ts";
 import {
+  decodeBase64,
+  growKernelMemory,
+  layout as layoutAligned,
+  newKernelMemory,
+} from "./wasm_memory.ts";
+import {
   type KernelCall,
   type LstmThread,
   OP_BACKWARD,
@@ -42,10 +48,6 @@ export const LSTM_KERNEL_MEMORY_MAX_BYTES = 1024 * 1024 * 1024;
 /** Rows per forward-only call (inference), so that memory stays bounded for any batch. */
 export const LSTM_INFERENCE_CHUNK_ROWS = 2048;
 
-const PAGE = 65536;
-/** The module's memory limits (tools/build_kernels.sh: --initial-memory, --max-memory). */
-const MEMORY_INITIAL_PAGES = 16;
-const MEMORY_MAX_PAGES = 1207959552 / PAGE;
 /** Stack of the worker thread's instance (the linker's stack-size). */
 const WORKER_STACK_BYTES = 65536;
 /** lstm.c pads the units to a multiple of 4 (its gate columns are interleaved per 4 units). */
@@ -77,18 +79,16 @@ interface Exports {
   ): void;
 }
 
+/** Offsets in floats, 16-byte aligned, of named buffers laid out one after another. */
+function layout(start: number, sizes: Record<string, number>) {
+  return layoutAligned(start, sizes, 4);
+}
+
 /** A differentiable forward pass's saved state. */
 export class Tape {
   spill: Float32Array | null = null;
   consumed = false;
   constructor(readonly shape: LstmShape, readonly floats: number) {}
-}
-
-function decodeBase64(text: string): Uint8Array {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let k = 0; k < binary.length; k++) bytes[k] = binary.charCodeAt(k);
-  return bytes;
 }
 
 function checkShape(s: LstmShape): void {
@@ -103,17 +103,6 @@ function checkShape(s: LstmShape): void {
   intIn("inputs", 1, 65536);
   intIn("units", 1, 4096);
   intIn("directions", 1, 2);
-}
-
-/** Offsets (in floats, 16-byte aligned) of named buffers laid out one after another. */
-function layout(start: number, sizes: Record<string, number>) {
-  const at: Record<string, number> = {};
-  let next = start;
-  for (const [name, size] of Object.entries(sizes)) {
-    at[name] = next;
-    next += Math.ceil(size / 4) * 4;
-  }
-  return { at, end: next };
 }
 
 function tapeSizes(s: LstmShape) {
@@ -166,11 +155,7 @@ export class LstmKernel {
       throw new Error(`lstm kernel: threads=${threads} must be 1 or 2`);
     }
     const module = new WebAssembly.Module(bytes as BufferSource);
-    this.#memory = new WebAssembly.Memory({
-      initial: MEMORY_INITIAL_PAGES,
-      maximum: MEMORY_MAX_PAGES,
-      shared: true,
-    });
+    this.#memory = newKernelMemory();
     const instance = new WebAssembly.Instance(module, { env: { memory: this.#memory } });
     this.#exports = instance.exports as unknown as Exports;
     const heapBase = this.#exports.__heap_base.value as number;
@@ -216,18 +201,8 @@ export class LstmKernel {
   }
 
   #ensure(endFloats: number, what: string): Float32Array {
-    const bytes = endFloats * 4;
-    if (bytes > LSTM_KERNEL_MEMORY_MAX_BYTES) {
-      throw new Error(
-        `lstm kernel: ${what} needs ${Math.ceil(bytes / 2 ** 20)} MB of wasm memory, limit ${
-          LSTM_KERNEL_MEMORY_MAX_BYTES / 2 ** 20
-        } MB: use a smaller batch`,
-      );
-    }
     const memory = this.#memory;
-    if (memory.buffer.byteLength < bytes) {
-      memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / PAGE));
-    }
+    growKernelMemory(memory, endFloats * 4, LSTM_KERNEL_MEMORY_MAX_BYTES, "lstm kernel", what);
     if (this.#heap.byteLength !== memory.buffer.byteLength) {
       this.#heap = new Float32Array(memory.buffer);
     }
