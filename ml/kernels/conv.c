@@ -57,15 +57,24 @@ __attribute__((export_name("conv_forward"))) void conv_forward(int B, int Lp, in
             c[v] = wasm_f64x2_add(c[v], wasm_f64x2_mul(x1, wv));
           }
         }
-        f64 av[FB], cv[FB];
+        // Branch-free epilogue (data-dependent branches per filter mispredicted half the time):
+        // f64x2.max is IEEE maximum, as Math.max (NaN if any is NaN, +0 over -0), so
+        // max(max(a, c), +0) = Math.max(a, c, 0); the winner selects by lane masks.
+        const v128_t zero = wasm_f64x2_splat(0);
         for (int v = 0; v < 4; v++) {
-          wasm_v128_store(av + 2 * v, a[v]);
-          wasm_v128_store(cv + 2 * v, c[v]);
-        }
-        for (int f = 0; f < FB; f++) {
-          const f64 z = fmax3(av[f], cv[f]);
-          out[o + f0 + f] = (f32)z;
-          winner[o + f0 + f] = z > 0 || z != z ? (av[f] >= cv[f] ? 0 : 1) : -1;
+          const v128_t z = wasm_f64x2_max(wasm_f64x2_max(a[v], c[v]), zero);
+          const v128_t zf = wasm_f32x4_demote_f64x2_zero(z);
+          out[o + f0 + 2 * v] = wasm_f32x4_extract_lane(zf, 0);
+          out[o + f0 + 2 * v + 1] = wasm_f32x4_extract_lane(zf, 1);
+          // passed = z > 0 || z is NaN; first = a >= c (all-ones lanes or zero):
+          // winner = passed ? (first ? 0 : 1) : -1 = (passed & (1 + first)) | ~passed.
+          const v128_t passed = wasm_v128_or(wasm_f64x2_gt(z, zero), wasm_f64x2_ne(z, z));
+          const v128_t first = wasm_f64x2_ge(a[v], c[v]);
+          const v128_t w = wasm_v128_or(
+              wasm_v128_and(passed, wasm_i64x2_add(wasm_i64x2_splat(1), first)),
+              wasm_v128_not(passed));
+          winner[o + f0 + 2 * v] = (i8)wasm_i64x2_extract_lane(w, 0);
+          winner[o + f0 + 2 * v + 1] = (i8)wasm_i64x2_extract_lane(w, 1);
         }
       }
       for (; f0 < F; f0++) {
@@ -100,8 +109,21 @@ __attribute__((export_name("conv_backward"))) void conv_backward(
   for (int b = 0; b < B; b++) {
     for (int p = 0; p < P; p++) {
       const long o = ((long)b * P + p) * F;
-      int any = 0;
-      for (int f = 0; f < F; f++) {
+      // Two filters per f64x2, branch-free: g = cut ? +0 : dy; g0 / g1 = g where position 0 / 1
+      // won, else +0; db += g; any = some g != 0 (NaN included), as the loops' scalar code.
+      v128_t anyMask = wasm_i64x2_splat(0);
+      int f = 0;
+      for (; f < F2; f += 2) {
+        const v128_t w = wasm_i64x2_make(winner[o + f], winner[o + f + 1]);
+        const v128_t d = wasm_f64x2_promote_low_f32x4(wasm_v128_load64_zero(dy + o + f));
+        const v128_t g = wasm_v128_andnot(d, wasm_i64x2_lt(w, wasm_i64x2_splat(0)));
+        wasm_v128_store(g0 + f, wasm_v128_and(g, wasm_i64x2_eq(w, wasm_i64x2_splat(0))));
+        wasm_v128_store(g1 + f, wasm_v128_and(g, wasm_i64x2_eq(w, wasm_i64x2_splat(1))));
+        wasm_v128_store(db + f, wasm_f64x2_add(wasm_v128_load(db + f), g));
+        anyMask = wasm_v128_or(anyMask, wasm_f64x2_ne(g, wasm_f64x2_splat(0)));
+      }
+      int any = wasm_v128_any_true(anyMask);
+      for (; f < F; f++) {
         const int w = winner[o + f];
         const f64 g = w < 0 ? 0 : (f64)dy[o + f];
         g0[f] = w == 0 ? g : 0;
