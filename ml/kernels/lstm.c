@@ -145,10 +145,10 @@ static void pack_forward(int D, int H, const f32* Wd, const f32* Ud, const f32* 
 
 // The cell of 4 units of one row from its pre-activations: c = f*cPrev + i*g, h = o*tanh(c).
 // gates (the activations, interleaved) and tc (tanh c) are stored when non-null (a taped pass).
-static inline __attribute__((always_inline)) void forward_cell(const Consts* k, v128_t zi, v128_t zf, v128_t zg,
-                                                               v128_t zo, const f32* cPrev,
-                                                               f32* gates, f32* c, f32* h,
-                                                               f32* tc) {
+static inline __attribute__((always_inline)) void forward_cell(const Consts* k, v128_t zi,
+                                                               v128_t zf, v128_t zg, v128_t zo,
+                                                               const f32* cPrev, f32* gates,
+                                                               f32* c, f32* h, f32* tc) {
   v128_t gi = vsigmoid(k, zi), gf = vsigmoid(k, zf), gg = vtanh(k, zg), go = vsigmoid(k, zo);
   v128_t cn = wasm_f32x4_mul(gi, gg);
   if (cPrev) cn = wasm_f32x4_add(cn, wasm_f32x4_mul(gf, LOAD(cPrev)));
@@ -172,52 +172,44 @@ static inline __attribute__((always_inline)) void forward_cell(const Consts* k, 
     MADD(s3, p, LOAD((b) + 12));    \
   } while (0)
 
+// One k of the two-row tile: the strip's 16 weights of row k times the two rows' k-th values,
+// added into accumulators a0..a3 (row a) and b0..b3 (row b).
+#define PAIR_MADD(pa, pb, w)                                                      \
+  do {                                                                            \
+    const v128_t w0 = LOAD(w), w1 = LOAD((w) + 4);                                \
+    const v128_t w2 = LOAD((w) + 8), w3 = LOAD((w) + 12);                         \
+    v128_t p = BCAST(pa);                                                         \
+    MADD(a0, p, w0);                                                              \
+    MADD(a1, p, w1);                                                              \
+    MADD(a2, p, w2);                                                              \
+    MADD(a3, p, w3);                                                              \
+    p = BCAST(pb);                                                                \
+    MADD(b0, p, w0);                                                              \
+    MADD(b1, p, w1);                                                              \
+    MADD(b2, p, w2);                                                              \
+    MADD(b3, p, w3);                                                              \
+  } while (0)
+
 // One step of two rows (a, b) for unit group q: pre-activations = bias + x W + hPrev U over the
 // strip (x rows of D values, hPrev rows of Hp values or null on the first step), then the cells.
 static inline __attribute__((always_inline)) void forward_pair(
-    const Consts* kc, int D, int Hp, const f32* strip, const f32* bias16, const f32* xa, const f32* xb,
-    const f32* ha, const f32* hb, const f32* cpa, const f32* cpb, f32* ga, f32* gb, f32* ca,
-    f32* cb, f32* hna, f32* hnb, f32* tca, f32* tcb) {
+    const Consts* kc, int D, int Hp, const f32* strip, const f32* bias16, const f32* xa,
+    const f32* xb, const f32* ha, const f32* hb, const f32* cpa, const f32* cpb, f32* ga, f32* gb,
+    f32* ca, f32* cb, f32* hna, f32* hnb, f32* tca, f32* tcb) {
   v128_t a0 = LOAD(bias16), a1 = LOAD(bias16 + 4), a2 = LOAD(bias16 + 8), a3 = LOAD(bias16 + 12);
   v128_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
   const f32* w = strip;
-  for (int k = 0; k < D; k++, w += 16) {
-    v128_t w0 = LOAD(w), w1 = LOAD(w + 4), w2 = LOAD(w + 8), w3 = LOAD(w + 12);
-    v128_t p = BCAST(xa + k);
-    MADD(a0, p, w0);
-    MADD(a1, p, w1);
-    MADD(a2, p, w2);
-    MADD(a3, p, w3);
-    p = BCAST(xb + k);
-    MADD(b0, p, w0);
-    MADD(b1, p, w1);
-    MADD(b2, p, w2);
-    MADD(b3, p, w3);
-  }
+  for (int k = 0; k < D; k++, w += 16) PAIR_MADD(xa + k, xb + k, w);
   if (ha) {
-    for (int k = 0; k < Hp; k++, w += 16) {
-      v128_t w0 = LOAD(w), w1 = LOAD(w + 4), w2 = LOAD(w + 8), w3 = LOAD(w + 12);
-      v128_t p = BCAST(ha + k);
-      MADD(a0, p, w0);
-      MADD(a1, p, w1);
-      MADD(a2, p, w2);
-      MADD(a3, p, w3);
-      p = BCAST(hb + k);
-      MADD(b0, p, w0);
-      MADD(b1, p, w1);
-      MADD(b2, p, w2);
-      MADD(b3, p, w3);
-    }
+    for (int k = 0; k < Hp; k++, w += 16) PAIR_MADD(ha + k, hb + k, w);
   }
   forward_cell(kc, a0, a1, a2, a3, cpa, ga, ca, hna, tca);
   forward_cell(kc, b0, b1, b2, b3, cpb, gb, cb, hnb, tcb);
 }
 
-static inline __attribute__((always_inline)) void forward_one(const Consts* kc, int D, int Hp, const f32* strip,
-                                                              const f32* bias16, const f32* xa,
-                                                              const f32* ha, const f32* cpa,
-                                                              f32* ga, f32* ca, f32* hna,
-                                                              f32* tca) {
+static inline __attribute__((always_inline)) void forward_one(
+    const Consts* kc, int D, int Hp, const f32* strip, const f32* bias16, const f32* xa,
+    const f32* ha, const f32* cpa, f32* ga, f32* ca, f32* hna, f32* tca) {
   v128_t a0 = LOAD(bias16), a1 = LOAD(bias16 + 4), a2 = LOAD(bias16 + 8), a3 = LOAD(bias16 + 12);
   const f32* w = strip;
   for (int k = 0; k < D; k++, w += 16) {
@@ -270,7 +262,8 @@ __attribute__((export_name("lstm_forward_dir"))) void lstm_forward_dir(
         int r = r0;
         for (; r + 2 <= r1; r += 2) {
           const long oa = (long)r * Hp + 4 * q, ob = oa + Hp;
-          forward_pair(&kc, D, Hp, strip, b16, x + ((long)r * T + t) * D, x + ((long)(r + 1) * T + t) * D,
+          forward_pair(&kc, D, Hp, strip, b16, x + ((long)r * T + t) * D,
+                       x + ((long)(r + 1) * T + t) * D,
                        hPrev ? hPrev + (long)r * Hp : 0, hPrev ? hPrev + (long)(r + 1) * Hp : 0,
                        cPrev ? cPrev + oa : 0, cPrev ? cPrev + ob : 0,
                        g ? g + (long)r * Gp + 16 * q : 0, g ? g + (long)(r + 1) * Gp + 16 * q : 0,
@@ -352,7 +345,9 @@ static void gemm_packed(int M, int N, int K, const f32* A, int lda, const f32* P
     const int nc = N - j < 8 ? N - j : 8;
     const f32* strip = P + (long)(j / 8) * K * 8;
     int i = 0;
-    for (; i + 4 <= M; i += 4) tile4x8(K, A + (long)i * lda, lda, strip, C + (long)i * ldc + j, ldc, nc);
+    for (; i + 4 <= M; i += 4) {
+      tile4x8(K, A + (long)i * lda, lda, strip, C + (long)i * ldc + j, ldc, nc);
+    }
     for (; i < M; i++) tile1x8(K, A + (long)i * lda, strip, C + (long)i * ldc + j, nc);
   }
 }
