@@ -1,4 +1,5 @@
 // Small seeded LabeledMatrix fixtures for the engine's tests (ml/data builds the real loaders).
+import assert from "node:assert/strict";
 import type { LabeledMatrix } from "../../ml/data/types.ts";
 import { prng } from "../../ml/model/random.ts";
 import { initTensorflow } from "../../ml/tf/backend.ts";
@@ -88,4 +89,26 @@ export function flatten(tensors: { dataSync(): unknown }[]): Float32Array {
     at += p.length;
   }
   return out;
+}
+
+/** Bit-for-bit equality of two float32 arrays. With `anyNaN`, any NaN equals any NaN (their
+ * payloads may differ between engines); without it NaN payloads must match too. */
+export function assertSameBits(
+  a: ArrayLike<number> | null,
+  b: ArrayLike<number> | null,
+  what: string,
+  options: { anyNaN?: boolean } = {},
+) {
+  assert.equal(a === null, b === null, `${what}: null on one side`);
+  if (a === null || b === null) return;
+  assert.equal(a.length, b.length, `${what}: length`);
+  const f = new Float32Array(1);
+  const bits = new Uint32Array(f.buffer);
+  for (let i = 0; i < a.length; i++) {
+    if (options.anyNaN && Number.isNaN(a[i]) && Number.isNaN(b[i])) continue;
+    f[0] = a[i];
+    const ba = bits[0];
+    f[0] = b[i];
+    if (ba !== bits[0]) assert.fail(`${what}: differs at ${i}: ${a[i]} vs ${b[i]}`);
+  }
 }

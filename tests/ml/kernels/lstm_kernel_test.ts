@@ -11,6 +11,7 @@ import {
   parseLstmThreads,
 } from "../../../ml/kernels/lstm_kernel.ts";
 import { prng } from "../../../ml/model/random.ts";
+import { assertSameBits } from "../fixtures.ts";
 
 function inputs(s: LstmShape, seed: number) {
   const random = prng(seed);
@@ -37,16 +38,7 @@ function runAll(kernel: LstmKernel, s: LstmShape, seed: number): Float32Array[] 
 
 function assertBitIdentical(a: Float32Array[], b: Float32Array[], what: string) {
   assert.equal(a.length, b.length);
-  a.forEach((x, k) => {
-    assert.equal(x.length, b[k].length, `${what}: output ${k} length`);
-    const bitsA = new Uint32Array(x.buffer, x.byteOffset, x.length);
-    const bitsB = new Uint32Array(b[k].buffer, b[k].byteOffset, b[k].length);
-    for (let i = 0; i < bitsA.length; i++) {
-      if (bitsA[i] !== bitsB[i]) {
-        assert.fail(`${what}: output ${k} differs at ${i}: ${x[i]} vs ${b[k][i]}`);
-      }
-    }
-  });
+  a.forEach((x, k) => assertSameBits(x, b[k], `${what}: output ${k}`));
 }
 
 // [directions, batch, steps, inputs, units]: odd sizes, units not a multiple of 4, batch 1, a
