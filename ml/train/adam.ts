@@ -2,6 +2,7 @@
 // the weights (the error names the parameter and `where`).
 import * as tf from "@tensorflow/tfjs";
 import type { ParamSet } from "../model/split_model.ts";
+import { floatsView } from "../tf/views.ts";
 
 export interface AdamOptions {
   learningRate: number;
@@ -92,9 +93,9 @@ export class Adam {
       const g = gs[k];
       const m = this.#m[k];
       const v = this.#v[k];
-      // Read-only: on the cpu backend dataSync returns the tensor's own storage. The new weights
-      // go to a fresh array instead of a copy of the old ones updated in place.
-      const p = vars[k].dataSync() as Float32Array;
+      // Read-only, and only inside this loop: a view into the wasm heap (no copy), which the next
+      // tfjs call may invalidate; the new weights go to a fresh array.
+      const p = floatsView(vars[k], `adam: ${this.params.layout.entries[k].name}`);
       const next = new Float32Array(p.length);
       for (let i = 0; i < p.length; i++) {
         const gi = g[i];
